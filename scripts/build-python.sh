@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Configure and build one prepared CPython source tree out of tree.
+#
+# usage: build-python.sh SRCDIR OBJDIR [CONFIGURE_ARGUMENT...]
+#
+# OBJDIR is rebuilt from scratch: configure's cache must never outlive a
+# change of patches or flags.  JOBS (default: the number of processors)
+# sets make's parallelism.
+set -euo pipefail
+
+die() { printf 'build-python: %s\n' "$*" >&2; exit 1; }
+
+[ $# -ge 2 ] || die "usage: build-python.sh SRCDIR OBJDIR [CONFIGURE_ARGUMENT...]"
+src=$(cd "$1" && pwd) || die "no source tree $1"
+obj=$2
+shift 2
+
+[ -x "$src/configure" ] || die "$src is not a CPython source tree"
+
+rm -rf "$obj"
+mkdir -p "$obj"
+cd "$obj"
+log=$PWD/build.log
+printf 'configuring %s in %s: %s\n' "${src##*/}" "$obj" "$*"
+if ! "$src/configure" "$@" > "$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "configure failed; full log in $log"
+fi
+printf 'building %s (log: %s)\n' "${src##*/}" "$log"
+if ! make -j"${JOBS:-$(nproc)}" >> "$log" 2>&1; then
+    grep -E 'error|Error' "$log" | tail -n 30 >&2
+    die "make failed; full log in $log"
+fi
+[ -x python ] || die "make succeeded but left no python binary in $obj"

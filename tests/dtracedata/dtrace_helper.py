@@ -1,0 +1,5 @@
+# Imported by gc_import.py.
+
+
+def hello():
+    return "hello"

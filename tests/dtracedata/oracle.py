@@ -1,0 +1,85 @@
+"""The interpreter's own view of a fixture: the oracle for the markers.
+
+    python oracle.py calls|lines FIXTURE
+
+Runs FIXTURE as __main__ under sys.setprofile (calls: call, return, c_call,
+c_return, c_exception) or sys.settrace (lines: line), and prints what those
+hooks saw of code in FIXTURE's directory, in the suite's event format.  The
+markers promise exactly these events with exactly these values.  Python 2
+and 3.
+"""
+import os
+import sys
+
+
+def c_module(func):
+    """The module the cfunction markers name for a C function."""
+    module = getattr(func, "__module__", None)
+    if module is None:
+        owner = getattr(func, "__self__", None)
+        if owner is not None:
+            module = type(owner).__module__
+    return module
+
+
+def text(value):
+    """A marker's string argument as the consumers print it."""
+    return "(null)" if value is None else value
+
+
+def main():
+    mode, path = sys.argv[1], os.path.abspath(sys.argv[2])
+    prefix = os.path.dirname(path) + os.sep
+    events = []
+
+    me = os.path.abspath(__file__).rstrip("co")
+
+    def ours(frame):
+        filename = frame.f_code.co_filename
+        return filename.startswith(prefix) and filename != me
+
+    def where(frame):
+        return "%s %s %d" % (frame.f_code.co_filename, frame.f_code.co_name,
+                             frame.f_lineno)
+
+    def profile(frame, event, arg):
+        if not ours(frame):
+            return
+        if event in ("call", "return"):
+            events.append("function__%s %s %s" % (
+                "entry" if event == "call" else "return", where(frame),
+                text(frame.f_globals.get("__name__"))))
+        elif event in ("c_call", "c_return", "c_exception"):
+            events.append("cfunction__%s %s %s %d %s" % (
+                "entry" if event == "c_call" else "return",
+                frame.f_code.co_filename, arg.__name__, frame.f_lineno,
+                text(c_module(arg))))
+
+    def trace(frame, event, arg):
+        if not ours(frame):
+            return None
+        if event == "line":
+            events.append("line %s" % where(frame))
+        return trace
+
+    with open(path) as f:
+        code = compile(f.read(), path, "exec")
+    sys.argv = [path]
+    sys.path[0] = os.path.dirname(path)
+    scope = {"__name__": "__main__", "__file__": path}
+    if mode == "calls":
+        sys.setprofile(profile)
+    elif mode == "lines":
+        sys.settrace(trace)
+    else:
+        raise SystemExit("oracle.py: mode is calls or lines, not %r" % mode)
+    try:
+        exec(code, scope)
+    finally:
+        sys.setprofile(None)
+        sys.settrace(None)
+    for event in events:
+        print(event)
+
+
+main()

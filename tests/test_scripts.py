@@ -1,0 +1,66 @@
+"""Bad input to the build scripts gives a clear error and a non-zero exit,
+and leaves nothing half-written."""
+
+import hashlib
+import os
+import subprocess
+import tarfile
+
+import harness
+
+FETCH = os.path.join(harness.REPO, "scripts", "fetch-source.sh")
+PREPARE = os.path.join(harness.REPO, "scripts", "prepare-source.sh")
+
+
+def run(*argv):
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=600)
+
+
+def test_corrupt_tarball_is_refused(tmp_path):
+    tarball = tmp_path / "Python-2.7.18.tgz"
+    tarball.write_bytes(b"not the release")
+    pinned = "da3080e3b488f648a3d7a4560ddee895284c3380b11d6de75edb986526b9a814"
+    proc = run(FETCH, tarball.name, pinned, "python2.7", "file:///nonexistent", str(tmp_path))
+    assert proc.returncode != 0
+    assert "checksum mismatch for Python-2.7.18.tgz" in proc.stderr
+    assert pinned in proc.stderr
+    assert hashlib.sha256(b"not the release").hexdigest() in proc.stderr
+    assert tarball.read_bytes() == b"not the release"
+
+
+def test_present_tarball_with_the_right_sum_is_kept(tmp_path):
+    data = b"a tarball"
+    tarball = tmp_path / "Python-9.9.9.tgz"
+    tarball.write_bytes(data)
+    proc = run(FETCH, tarball.name, hashlib.sha256(data).hexdigest(),
+               "no-such-source-package", "file:///nonexistent", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "sha256 OK" in proc.stdout
+
+
+def test_unobtainable_tarball_fails_and_leaves_nothing(tmp_path):
+    proc = run(FETCH, "Python-9.9.9.tgz", "0" * 64, "no-such-source-package",
+               "file:///nonexistent/Python-9.9.9.tgz", str(tmp_path))
+    assert proc.returncode != 0
+    assert "could not get Python-9.9.9.tgz" in proc.stderr
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_patch_that_does_not_apply_is_reported(tmp_path):
+    src = tmp_path / "Python-0.0"
+    (src / "Include").mkdir(parents=True)
+    (src / "file.c").write_text("int x;\n")
+    tarball = tmp_path / "Python-0.0.tgz"
+    with tarfile.open(str(tarball), "w:gz") as t:
+        t.add(str(src), arcname="Python-0.0")
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    (patches / "0001-bad.patch").write_text(
+        "--- a/file.c\n+++ b/file.c\n@@ -1 +1 @@\n-int y;\n+int z;\n")
+    dest = tmp_path / "tree"
+    proc = run(PREPARE, str(tarball), str(patches), harness.PROBES_D, str(dest))
+    assert proc.returncode != 0
+    assert "0001-bad.patch does not apply" in proc.stderr
+    assert not dest.exists()
+    assert not (tmp_path / "tree.tmp").exists()
