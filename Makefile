@@ -4,8 +4,14 @@
 #   make sources      fetch and check the pristine tarballs (SOURCES=dir)
 #   make build        build both Pythons with the markers: build/bin/python*
 #   make build-shared the same, --enable-shared (markers in libpython)
+#   make build-variants  Python 3.13 free-threaded and with the tier-2 (JIT)
+#                     interpreter: build/bin/python3.13-ft, python3.13-jit
 #   make demo         trace a bundled workload with bpftrace: a live call tree
 #   make check        run the test suite
+#   make bench        measure what the markers cost: docs/performance.md
+#   make tapset       SystemTap tapsets for the builds: build/tapset*/
+#                     (PYTHON=/usr/bin/python3.11: for that Python instead)
+#   make install      install the tapsets (DESTDIR, PREFIX, tapsetdir)
 #   make clean        remove build/
 
 PY2_VERSION := 2.7.18
@@ -18,6 +24,14 @@ PY3_TARBALL := Python-$(PY3_VERSION).tar.xz
 PY3_SHA256  := 1e66a7945a48390ee4c2a4268a0e4185884059a13c4aab6d148aa208deea4a76
 PY3_URL     := https://www.python.org/ftp/python/$(PY3_VERSION)/$(PY3_TARBALL)
 
+# The benchmark's anchor (make bench): upstream 3.11, the last release with
+# function and line markers, from Debian 12's source package.
+PY311_VERSION := 3.11.2
+PY311_TARBALL := Python-$(PY311_VERSION).tgz
+PY311_SHA256  := 2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849
+PY311_URL     := https://www.python.org/ftp/python/$(PY311_VERSION)/$(PY311_TARBALL)
+PY311_DEBIAN  := 3.11.2-6+deb12u8
+
 SOURCES ?= $(CURDIR)/sources
 BUILD   := $(CURDIR)/build
 PYTEST  ?= /usr/bin/python3 -m pytest
@@ -27,7 +41,7 @@ CONFIGURE_FLAGS ?=
 
 SERIES := python2.7 python3.13
 
-.PHONY: all sources build build-shared demo check clean distclean
+.PHONY: all sources build build-shared build-variants demo check clean distclean tapset install bench
 .DELETE_ON_ERROR:
 
 all: build
@@ -48,6 +62,9 @@ $(SOURCES)/$(PY2_TARBALL):
 
 $(SOURCES)/$(PY3_TARBALL):
 	$(fetch.python3.13)
+
+$(SOURCES)/$(PY311_TARBALL):
+	scripts/fetch-source.sh $(PY311_TARBALL) $(PY311_SHA256) python3.11 $(PY311_URL) $(SOURCES) $(PY311_DEBIAN)
 
 # --- build -----------------------------------------------------------------
 # build/src/SERIES: the pristine tarball, patched, with probes.d installed.
@@ -80,13 +97,98 @@ build: $(SERIES:%=$(BUILD)/bin/%)
 
 build-shared: $(SERIES:%=$(BUILD)/bin/%-shared)
 
+# Python 3.13's other interpreters, whose markers the tests hold to the same
+# expectations: free-threaded (--disable-gil), and the tier-2 interpreter
+# that runs the optimizer's traces (the machine-code JIT needs LLVM 18,
+# which Debian 12 lacks; =interpreter runs the same traces uop by uop).
+VARIANTS := ft jit
+VARIANT_FLAGS.ft := --disable-gil
+VARIANT_FLAGS.jit := --enable-experimental-jit=interpreter
+
+define variant_rules
+$(BUILD)/obj/python3.13-$(1)/.built: $(BUILD)/src/python3.13/.prepared scripts/build-python.sh
+	scripts/build-python.sh $(BUILD)/src/python3.13 $(BUILD)/obj/python3.13-$(1) \
+		$(BASE_CONFIGURE_FLAGS) $(VARIANT_FLAGS.$(1)) $(CONFIGURE_FLAGS)
+	touch $$@
+
+$(BUILD)/bin/python3.13-$(1): | $(BUILD)/obj/python3.13-$(1)/.built
+	mkdir -p $$(@D)
+	ln -sfn ../obj/python3.13-$(1)/python $$@
+endef
+$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
+
+build-variants: $(VARIANTS:%=$(BUILD)/bin/python3.13-%)
+
 # --- use and test ----------------------------------------------------------
 
 demo: build
-	scripts/demo.sh $(BUILD)/bin/python2.7
+	scripts/demo.sh $(BUILD)/bin/python2.7 $(BUILD)/bin/python3.13
 
-check: build
+check: build build-variants tapset
 	$(PYTEST) -v -rs tests
+
+# make bench: builds (a) upstream, (b) patched without markers, (c) with
+# markers, and the upstream anchors under build/bench/, measures them
+# (bench/bench.py) and writes docs/performance.md (bench/report.py).  It
+# fails only when something could not be measured.  BENCH_ARGS: e.g.
+# --phases text,callgrind (skip builds, wall clock and live probes).
+BENCH_ARGS ?=
+bench: $(SOURCES)/$(PY2_TARBALL) $(SOURCES)/$(PY3_TARBALL) $(SOURCES)/$(PY311_TARBALL)
+	rc=0; JOBS=$(or $(JOBS),2) SOURCES=$(SOURCES) BENCH_BUILD=$(BUILD)/bench \
+		/usr/bin/python3 bench/bench.py $(BENCH_ARGS) || rc=$$?; \
+	/usr/bin/python3 bench/report.py $(BUILD)/bench/results.json docs/performance.md && exit $$rc
+
+# --- tapsets ---------------------------------------------------------------
+# tapset/gen-tapset turns tapset/libpython.stp.in into libpythonX.Y-BITS.stp
+# for one Python, offering the markers its ELF notes show.
+#   make tapset               build/tapset/ for build/bin/python*, and
+#                             build/tapset-V/ for the builds of variant V
+#                             (shared, ft, jit) that exist:
+#                             stap -I build/tapset ... from a checkout
+#   make tapset PYTHON=P      build/tapset-extra/ for the Python P
+#   make install              the tapsets for the builds as installed under
+#                             PREFIX (LINKAGE=shared: the -shared builds,
+#                             probing PREFIX/lib/libpython*), or PYTHON=P's,
+#                             into DESTDIR/tapsetdir; and tapset/python.stp
+#                             over SystemTap's own python.stp (see there),
+#                             which dpkg-divert keeps aside when installing
+#                             to a dpkg system (no DESTDIR)
+
+GEN_TAPSET := tapset/gen-tapset tapset/libpython.stp.in
+PREFIX ?= /usr/local
+LINKAGE ?= static
+# SystemTap's own tapset directory (PKGDATADIR/tapset of the stap in PATH).
+STAP := $(shell command -v stap 2>/dev/null)
+tapsetdir ?= $(if $(STAP),$(abspath $(dir $(STAP))../share/systemtap/tapset),/usr/share/systemtap/tapset)
+# Installing straight onto a dpkg system: divert SystemTap's python.stp to
+# python.stp.systemtap (kept, and no longer read: not *.stp) so that
+# SystemTap's upgrades do not bring it back over ours.
+define install_python_stp
+	@if [ -z "$(DESTDIR)" ] && command -v dpkg-divert >/dev/null 2>&1 && \
+	    dpkg-query -S $(tapsetdir)/python.stp >/dev/null 2>&1; then \
+		echo dpkg-divert --local --rename --divert $(tapsetdir)/python.stp.systemtap --add $(tapsetdir)/python.stp; \
+		dpkg-divert --local --rename --divert $(tapsetdir)/python.stp.systemtap --add $(tapsetdir)/python.stp; \
+	fi
+	install -D -m 644 tapset/python.stp $(DESTDIR)$(tapsetdir)/python.stp
+endef
+
+ifdef PYTHON
+tapset:
+	$(GEN_TAPSET) $(PYTHON) $(BUILD)/tapset-extra
+
+install:
+	$(GEN_TAPSET) $(PYTHON) $(DESTDIR)$(tapsetdir)
+	$(install_python_stp)
+else
+tapset: build
+	$(foreach s,$(SERIES),$(GEN_TAPSET) $(BUILD)/bin/$(s) $(BUILD)/tapset &&) true
+	$(foreach s,$(SERIES),$(foreach v,shared $(VARIANTS),$(if $(wildcard $(BUILD)/bin/$(s)-$(v)),$(GEN_TAPSET) $(BUILD)/bin/$(s)-$(v) $(BUILD)/tapset-$(v) &&))) true
+
+# Order-only: the tapsets need the builds' ELF notes, not fresh builds.
+install: | $(SERIES:%=$(BUILD)/bin/%$(if $(filter shared,$(LINKAGE)),-shared))
+	$(foreach s,$(SERIES),$(GEN_TAPSET) --prefix $(PREFIX) $(BUILD)/bin/$(s)$(if $(filter shared,$(LINKAGE)),-shared) $(DESTDIR)$(tapsetdir) &&) true
+	$(install_python_stp)
+endif
 
 clean:
 	rm -rf $(BUILD)

@@ -2,8 +2,10 @@
 # Put one pristine CPython tarball into the sources directory, checked
 # against its pinned sha256.
 #
-# usage: fetch-source.sh TARBALL SHA256 DEBIAN_SOURCE_PACKAGE URL DESTDIR
+# usage: fetch-source.sh TARBALL SHA256 DEBIAN_SOURCE_PACKAGE URL DESTDIR [DEBIAN_VERSION]
 #
+# DEBIAN_VERSION, if given, is the Debian revision tried first (a pin such
+# as 3.11.2-6+deb12u8); the others of the same upstream version follow.
 # Order: the tarball is already in DESTDIR; else the upstream tarball of a
 # Debian source package of that version (Debian's orig tarballs are
 # python.org's, byte for byte); else URL.  Debian's archive is reached
@@ -14,8 +16,9 @@ set -euo pipefail
 
 die() { printf 'fetch-source: %s\n' "$*" >&2; exit 1; }
 
-[ $# -eq 5 ] || die "usage: fetch-source.sh TARBALL SHA256 DEBIAN_SOURCE_PACKAGE URL DESTDIR"
-tarball=$1 sha256=$2 debpkg=$3 url=$4 destdir=$5
+[ $# -eq 5 ] || [ $# -eq 6 ] ||
+    die "usage: fetch-source.sh TARBALL SHA256 DEBIAN_SOURCE_PACKAGE URL DESTDIR [DEBIAN_VERSION]"
+tarball=$1 sha256=$2 debpkg=$3 url=$4 destdir=$5 debversion=${6:-}
 
 # Python-3.13.15.tar.xz -> 3.13.15
 version=${tarball#Python-}
@@ -81,8 +84,9 @@ from_debian() {
     # Every Debian revision of this upstream version, newest first; some
     # pool files are gone (404), so try them in turn.
     local v
-    for v in $(apt-cache "${opts[@]}" showsrc "$debpkg" 2>/dev/null |
-               sed -n 's/^Version: //p' | grep -E "^${version//./\\.}-" | sort -rV | uniq); do
+    for v in $debversion $(apt-cache "${opts[@]}" showsrc "$debpkg" 2>/dev/null |
+               sed -n 's/^Version: //p' | grep -E "^${version//./\\.}-" | sort -rV | uniq |
+               grep -vxF -e "${debversion:-/}"); do
         rm -f "$root/dl/"*
         if (cd "$root/dl" && apt-get "${opts[@]}" -qq source --download-only --tar-only "$debpkg=$v") \
                 >"$root/source.log" 2>&1; then

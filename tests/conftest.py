@@ -1,5 +1,28 @@
 import os
 import sys
 
+import pytest
+
 # The tests import harness.py and markers.py from this directory.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """What the qemu guest ran on (kernel, headers, runtime), if a test used it."""
+    from guest import session
+    if session._SESSION is not None and session._SESSION.report:
+        terminalreporter.section("SystemTap guest (tests/guest)")
+        for line in session._SESSION.report:
+            terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(trylast=True)    # after -k and -m have deselected
+def pytest_collection_modifyitems(items):
+    """The qemu guest runs only the jobs the selected tests read: a run of a
+    few tests compiles and boots for those alone."""
+    from guest import jobs, session
+    wanted = set()
+    for item in items:
+        if getattr(item, "module", None) is not None:
+            wanted.update(jobs.wanted_by(item))
+    session.session().select(wanted)

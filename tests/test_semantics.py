@@ -15,10 +15,14 @@ import os
 import pytest
 
 import harness
+import markers
 
 # The consumer script (and oracle mode) each fixture is traced with.
 SCRIPT = {"line": "lines"}
 ORACLE_SEES = ("function__", "cfunction__", "line ")
+# Not fixtures with an expected output: the oracle, a module a fixture
+# imports, and the fixtures of the property tests at the end.
+NOT_COMPARED = ("oracle.py", "dtrace_helper.py", "threads.py", "attach.py")
 
 
 def cases():
@@ -42,6 +46,9 @@ def ids(case):
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_consumer(consumer, case):
     build, fixture = case
+    unsupported = getattr(consumer, "unsupported", lambda build: None)(build)
+    if unsupported:
+        pytest.skip("%s cannot trace %s: %s" % (consumer.name, build, unsupported))
     reason = consumer.unavailable()
     if reason:
         if harness.REQUIRE_CONSUMERS:
@@ -62,6 +69,58 @@ def test_oracle(case):
 def test_every_fixture_has_expectations():
     """A fixture nobody checks is a fixture that can rot."""
     fixtures = set(name[:-3] for name in os.listdir(harness.DATA)
-                   if name.endswith(".py") and name not in ("oracle.py", "dtrace_helper.py"))
+                   if name.endswith(".py") and name not in NOT_COMPARED)
     checked = set(fixture for _, fixture in CASES)
     assert fixtures <= checked, sorted(fixtures - checked)
+
+
+def builds_claiming(marker):
+    return [b for b in harness.builds()
+            if marker in markers.parse_claims(harness.claims(b))]
+
+
+def bpftrace():
+    consumer = harness.Bpftrace()
+    reason = consumer.unavailable()
+    if reason:
+        if harness.REQUIRE_CONSUMERS:
+            pytest.fail("REQUIRE_ALL_CONSUMERS=1 but bpftrace cannot run: %s" % reason)
+        pytest.skip("bpftrace: %s" % reason)
+    return consumer
+
+
+@pytest.mark.parametrize("build", builds_claiming("function__entry"))
+def test_threads_balance(build):
+    """Two threads calling at once: per thread, entries and returns nest."""
+    events = bpftrace().trace(build, "calls", "threads")
+    stacks, calls = {}, {}
+    for tid, event in events:
+        kind, filename, funcname = event.split()[:3]
+        stack = stacks.setdefault(tid, [])
+        if kind == "function__entry":
+            stack.append(funcname)
+            calls.setdefault(tid, []).append(funcname)
+        elif kind == "function__return":
+            assert stack and stack[-1] == funcname, (tid, event, stack)
+            stack.pop()
+    assert all(not s for s in stacks.values()), stacks
+    workers = [tid for tid, names in calls.items() if "run" in names]
+    assert len(workers) == 2
+    for tid in workers:
+        assert calls[tid].count("run") == 1
+        assert calls[tid].count("work") == 50 * 11
+
+
+@pytest.mark.parametrize("build", builds_claiming("function__entry"))
+def test_attach_to_running_program(build):
+    """A consumer attached to a running program sees the returns of frames
+    that started before it came, then everything."""
+    events = bpftrace().attach(build, "calls", "attach")
+    seen = [tuple(e.split()[:3:2]) for e in events if e.startswith("function__")]
+    assert seen == [
+        ("function__return", "wait_for"),
+        ("function__entry", "after"),
+        ("function__return", "after"),
+        ("function__return", "main"),
+        ("function__return", "<module>"),
+    ]

@@ -23,8 +23,17 @@ def c_module(func):
 
 
 def text(value):
-    """A marker's string argument as the consumers print it."""
-    return "(null)" if value is None else value
+    """A marker's string argument as the consumers print it: a name that is
+    not valid UTF-8 (a lone surrogate) is passed as NULL."""
+    if value is None:
+        return "(null)"
+    if isinstance(value, bytes):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeError:
+        return "(null)"
+    return value
 
 
 def main():
@@ -39,8 +48,8 @@ def main():
         return filename.startswith(prefix) and filename != me
 
     def where(frame):
-        return "%s %s %d" % (frame.f_code.co_filename, frame.f_code.co_name,
-                             frame.f_lineno)
+        return "%s %s %d" % (frame.f_code.co_filename,
+                             text(frame.f_code.co_name), frame.f_lineno)
 
     def profile(frame, event, arg):
         if not ours(frame):

@@ -1,0 +1,673 @@
+#!/usr/bin/python3
+"""make bench: what the markers cost, idle and live (docs/performance.md).
+
+Builds, out of tree under build/bench/ and in one run, with the same
+compiler and flags:
+
+  (a)  upstream, without our patches            py27-a   py313-a
+  (b)  patched, configured without markers      py27-b   py313-b
+  (c)  patched, with markers (--with-dtrace)    py27-c   py313-c
+  anchors: upstream 3.11.2 and 3.13.15 with and without --with-dtrace
+                                                py311-a py311-d py313-a py313-d
+
+then measures:
+
+  text      (b) against (a): the .text* sections of every object file
+  callgrind instructions per workload (bench/workloads), as ratios to (a)
+  wall      wall-clock medians per workload, as ratios to (a)
+  live      (d): per-event cost of count-only bpftrace consumers, on the
+            5-byte sites of (c) and on the same binary with 1-byte sites,
+            against the floor of a C loop (bench/floor.c)
+
+and writes build/bench/results.json; bench/report.py turns that into
+docs/performance.md and docs/performance.svg.  The benchmark asserts
+nothing: it exits non-zero only when something could not be measured.
+
+usage: bench.py [--phases build,text,callgrind,wall,live] [--repeats N]
+                [--live-repeats N] [--keep]
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+BUILD = os.environ.get("BENCH_BUILD", os.path.join(REPO, "build", "bench"))
+SOURCES = os.environ.get("SOURCES", os.path.join(REPO, "sources"))
+WORKLOADS = os.path.join(BENCH, "workloads")
+RESULTS = os.path.join(BUILD, "results.json")
+
+TARBALLS = {
+    "2.7": "Python-2.7.18.tgz",
+    "3.11": "Python-3.11.2.tgz",
+    "3.13": "Python-3.13.15.tar.xz",
+}
+BASE_FLAGS = ["--without-ensurepip"]
+DTRACE = ["--with-dtrace"]
+
+# name: (python, source tree, extra configure flags, what it is)
+BUILDS = {
+    "py27-c": ("2.7", "patched", DTRACE, "(c) patched, with markers"),
+    "py313-c": ("3.13", "patched", DTRACE, "(c) patched, with markers"),
+    "py27-a": ("2.7", "pristine", [], "(a) upstream"),
+    "py27-b": ("2.7", "patched", [], "(b) patched, without markers"),
+    "py313-a": ("3.13", "pristine", [], "(a) upstream"),
+    "py313-b": ("3.13", "patched", [], "(b) patched, without markers"),
+    "py313-d": ("3.13", "pristine", DTRACE, "upstream --with-dtrace"),
+    "py311-a": ("3.11", "pristine", [], "upstream"),
+    "py311-d": ("3.11", "pristine", DTRACE, "upstream --with-dtrace"),
+}
+SERIES = {"2.7": "python2.7", "3.13": "python3.13"}
+
+
+def log(*args):
+    print("bench:", *args, flush=True)
+
+
+class Unmeasured(Exception):
+    """Something the report needs could not be measured."""
+
+
+def run(cmd, **kw):
+    kw.setdefault("check", True)
+    return subprocess.run(cmd, **kw)
+
+
+def output(cmd, **kw):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, universal_newlines=True,
+                          check=True, **kw).stdout
+
+
+# --- builds ------------------------------------------------------------------
+
+def patches(py):
+    d = os.path.join(REPO, "patches", SERIES[py])
+    return sorted(os.path.join(d, p) for p in os.listdir(d) if p.endswith(".patch"))
+
+
+def digest(paths, extra):
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.encode() + b"\0")
+        with open(p, "rb") as f:
+            h.update(f.read())
+    h.update(json.dumps(extra).encode())
+    return h.hexdigest()
+
+
+def compiler():
+    return output(["gcc", "--version"]).splitlines()[0]
+
+
+def source_tree(py, kind):
+    """build/bench/src/<py>-<kind>: pristine, or with our patch series."""
+    tarball = os.path.join(SOURCES, TARBALLS[py])
+    if not os.path.exists(tarball):
+        raise Unmeasured("%s is missing (make sources)" % tarball)
+    inputs = [tarball] + (patches(py) + [os.path.join(REPO, "probes.d"),
+                                         os.path.join(REPO, "scripts", "prepare-source.sh")]
+                          if kind == "patched" else [])
+    key = digest(inputs, [])
+    # "pristine" and "patchset": names of equal length, so that the paths
+    # the interpreters see (sys.path, __file__, co_filename) have the same
+    # lengths and glibc malloc does the same work for (a), (b) and (c).
+    dest = os.path.join(BUILD, "src", "%s-%s" % (py.replace(".", ""),
+                                                 "patchset" if kind == "patched" else kind))
+    stamp = os.path.join(dest, ".bench-key")
+    if os.path.exists(stamp) and open(stamp).read() == key:
+        return dest, key
+    log("preparing", dest)
+    if kind == "patched":
+        run([os.path.join(REPO, "scripts", "prepare-source.sh"), tarball,
+             os.path.join(REPO, "patches", SERIES[py]),
+             os.path.join(REPO, "probes.d"), dest])
+    else:
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp = dest + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        run(["tar", "-xf", tarball, "-C", tmp, "--strip-components=1"])
+        os.rename(tmp, dest)
+    with open(stamp, "w") as f:
+        f.write(key)
+    return dest, key
+
+
+def build(name):
+    """Configure and build one interpreter, unless an identical build (same
+    sources, patches, flags and compiler) is there already."""
+    py, kind, extra, _ = BUILDS[name]
+    src, srckey = source_tree(py, kind)
+    flags = BASE_FLAGS + extra
+    script = os.path.join(REPO, "scripts", "build-python.sh")
+    key = digest([script], [srckey, src, flags, compiler()])
+    obj = os.path.join(BUILD, "obj", name)
+    stamp = os.path.join(obj, ".bench-key")
+    if os.path.exists(stamp) and open(stamp).read() == key:
+        log("up to date:", name)
+        return obj
+    t0 = time.time()
+    env = dict(os.environ, JOBS=os.environ.get("JOBS", "2"))
+    run([script, src, obj] + flags, env=env)
+    with open(stamp, "w") as f:
+        f.write(key)
+    log("built %s in %.0f s" % (name, time.time() - t0))
+    return obj
+
+
+def python_of(name):
+    return os.path.join(BUILD, "obj", name, "python")
+
+
+def nop1_copy(name):
+    """The same interpreter with 1-byte marker sites: a copy of (c)'s
+    binary in which every site's 5-byte nop (0f 1f 44 00 00) becomes a
+    1-byte nop followed by a 4-byte one (90 0f 1f 40 00), so that a uprobe
+    at the site's address sees exactly what sys/sdt.h's nop gives it and
+    all other code is byte for byte the same.  It lives next to the
+    original, so it finds the same standard library."""
+    src = python_of(name)
+    dst = src + "-nop1"
+    sites = stapsdt_sites(src)
+    data = bytearray(open(src, "rb").read())
+    for _, off in sites:
+        if bytes(data[off:off + 5]) != b"\x0f\x1f\x44\x00\x00":
+            raise Unmeasured("%s: site at file offset %#x is %s, not a 5-byte nop"
+                             % (src, off, bytes(data[off:off + 5]).hex()))
+        data[off:off + 5] = b"\x90\x0f\x1f\x40\x00"
+    with open(dst + ".tmp", "wb") as f:
+        f.write(data)
+    os.chmod(dst + ".tmp", 0o755)
+    os.rename(dst + ".tmp", dst)
+    return dst, len(sites)
+
+
+# --- ELF ---------------------------------------------------------------------
+
+def stapsdt_sites(path):
+    """[(marker, file offset of its site)] from readelf -n and the section
+    headers (the sites are in .text)."""
+    notes = output(["readelf", "-n", path])
+    sites = []
+    name = None
+    for line in notes.splitlines():
+        m = re.match(r"\s+Name: (\S+)", line)
+        if m:
+            name = m.group(1)
+        m = re.match(r"\s+Location: (0x[0-9a-f]+)", line)
+        if m:
+            sites.append((name, int(m.group(1), 16)))
+    segs = []
+    for line in output(["readelf", "-lW", path]).splitlines():
+        f = line.split()
+        if f and f[0] == "LOAD":
+            segs.append((int(f[2], 16), int(f[1], 16), int(f[4], 16)))
+    out = []
+    for marker, addr in sites:
+        for vaddr, off, size in segs:
+            if vaddr <= addr < vaddr + size:
+                out.append((marker, addr - vaddr + off))
+                break
+        else:
+            raise Unmeasured("%s: site %#x of %s is in no segment" % (path, addr, marker))
+    return out
+
+
+def elf_sections(path, prefix=".text"):
+    """{name: bytes} of the sections of an ELF64 file whose names start
+    with prefix (their contents; relocations are not applied in an object
+    file, so absolute paths, __FILE__ strings and data layout do not show)."""
+    import struct
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return {}
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3a)
+    heads = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
+             for i in range(shnum)]
+    strtab = heads[shstrndx]
+    names = data[strtab[4]:strtab[4] + strtab[5]]
+    out = {}
+    for h in heads:
+        name = names[h[0]:names.index(b"\0", h[0])].decode()
+        if name.startswith(prefix) and h[1] != 8:  # SHT_NOBITS
+            out[name] = data[h[4]:h[4] + h[5]]
+    return out
+
+
+# --- (b) against (a): machine code -----------------------------------------
+
+def objects(obj, src):
+    """{normalised path: absolute path} of a build's object files; 2.7's
+    setup.py puts extension objects under a path containing the source
+    tree's, which differs between builds."""
+    found = {}
+    key = src.strip("/")
+    for root, _, files in os.walk(obj):
+        for f in files:
+            if f.endswith(".o"):
+                p = os.path.join(root, f)
+                rel = os.path.relpath(p, obj).replace(key, "SRC")
+                found[rel] = p
+    return found
+
+
+def disassembly(path, section):
+    """{function: [normalised instructions]} of one section."""
+    text = output(["objdump", "-d", "-w", "--no-show-raw-insn", "-j", section, path])
+    funcs = {}
+    cur = None
+    for line in text.splitlines():
+        m = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
+        if m:
+            cur = funcs.setdefault(m.group(1), [])
+            continue
+        m = re.match(r"^\s+[0-9a-f]+:\s+(.*)$", line)
+        if m and cur is not None:
+            insn = re.sub(r"\b[0-9a-f]+ <", "<", m.group(1)).strip()
+            cur.append(re.sub(r"\s+", " ", insn))
+    return funcs
+
+
+def immediates_only(xs, ys):
+    """[(old, new)] if two instruction lists differ only in immediate
+    operands ($0x...), else None."""
+    if len(xs) != len(ys):
+        return None
+    pairs = []
+    for x, y in zip(xs, ys):
+        if x == y:
+            continue
+        if re.sub(r"\$0x[0-9a-f]+", "$IMM", x) != re.sub(r"\$0x[0-9a-f]+", "$IMM", y):
+            return None
+        for a, b in zip(re.findall(r"\$(0x[0-9a-f]+)", x), re.findall(r"\$(0x[0-9a-f]+)", y)):
+            if a != b:
+                pairs.append((int(a, 16), int(b, 16)))
+    return pairs
+
+
+def compare_text(a, b):
+    pa, _, _, _ = BUILDS[a]
+    obja, objb = os.path.join(BUILD, "obj", a), os.path.join(BUILD, "obj", b)
+    srca = source_tree(pa, BUILDS[a][1])[0]
+    srcb = source_tree(pa, BUILDS[b][1])[0]
+    oa, ob = objects(obja, srca), objects(objb, srcb)
+    result = {"pair": [a, b], "objects": len(set(oa) & set(ob)),
+              "only_a": sorted(set(oa) - set(ob)), "only_b": sorted(set(ob) - set(oa)),
+              "bytes": 0, "differing": []}
+    for rel in sorted(set(oa) & set(ob)):
+        sa, sb = elf_sections(oa[rel]), elf_sections(ob[rel])
+        result["bytes"] += sum(len(v) for v in sa.values())
+        if sa == sb:
+            continue
+        entry = {"object": rel, "sections": {}, "functions": []}
+        for sec in sorted(set(sa) | set(sb)):
+            if sa.get(sec) == sb.get(sec):
+                continue
+            entry["sections"][sec] = [len(sa.get(sec, b"")), len(sb.get(sec, b""))]
+            if sec not in sa or sec not in sb:
+                continue
+            da, db = disassembly(oa[rel], sec), disassembly(ob[rel], sec)
+            for fn in sorted(set(da) | set(db)):
+                if da.get(fn) == db.get(fn):
+                    continue
+                imm = immediates_only(da.get(fn, []), db.get(fn, []))
+                diff = []
+                if imm is None:
+                    import difflib
+                    diff = list(difflib.unified_diff(da.get(fn, []), db.get(fn, []),
+                                                     "a", "b", n=1, lineterm=""))[2:42]
+                entry["functions"].append({
+                    "section": sec, "function": fn,
+                    "immediates_only": imm is not None,
+                    "immediates": sorted(set(imm or [])), "diff": diff})
+        result["differing"].append(entry)
+    return result
+
+
+# --- measurements --------------------------------------------------------------
+
+def workloads(py):
+    names = []
+    for f in sorted(os.listdir(WORKLOADS)):
+        if not f.endswith(".py") or f.startswith("_"):
+            continue
+        with open(os.path.join(WORKLOADS, f)) as fh:
+            head = fh.read(400)
+        if py == "2.7" and "# requires: 3" in head:
+            continue
+        names.append(f[:-3])
+    return names
+
+
+def py_env():
+    return {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0",
+            "HOME": os.environ.get("HOME", "/root")}
+
+
+def workload_cmd(python, name, n=None, timed=False):
+    cmd = [python, "-s", os.path.join(WORKLOADS, "_run.py"), name]
+    if n is not None:
+        cmd.append(str(n))
+    if timed:
+        cmd.append("--time")
+    return cmd
+
+
+def callgrind_file(build, name):
+    return os.path.join(BUILD, "callgrind", "%s.%s.out" % (build, name))
+
+
+def callgrind(build, name):
+    out = callgrind_file(build, name)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    # Without address-space randomisation the counts repeat exactly.
+    run(["setarch", "-R", "valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
+        + workload_cmd(python_of(build), name), env=py_env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    for line in open(out):
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise Unmeasured("callgrind gave no total for %s %s" % (build, name))
+
+
+def functions(cgfile):
+    """{function: self instructions} from a callgrind output file, with
+    the source tree's path removed."""
+    text = output(["callgrind_annotate", "--threshold=100", "--tree=none", "--auto=no",
+                   cgfile])
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^\s*([0-9,]+) \([^)]*\)\s+(.*)$", line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        fn = re.sub(r"^.*/src/[^/]+/", "", m.group(2))
+        fn = re.sub(r"\s*\[.*\]$", "", fn)
+        out[fn] = out.get(fn, 0) + int(m.group(1).replace(",", ""))
+    return out
+
+
+def hotspots(res):
+    """Where (c) spends more instructions than (a): the functions of the
+    workload with the highest ratio, per Python."""
+    out = res["callgrind_hotspots"] = {}
+    for py, (a, c) in (("2.7", ("py27-a", "py27-c")), ("3.13", ("py313-a", "py313-c"))):
+        rows = res.get("callgrind", {}).get(py, {})
+        if not rows:
+            continue
+        w = max(rows, key=lambda w: rows[w][c] / rows[w][a])
+        fa, fc = functions(callgrind_file(a, w)), functions(callgrind_file(c, w))
+        diff = sorted(((fc.get(f, 0) - fa.get(f, 0), f) for f in set(fa) | set(fc)),
+                      key=lambda x: -abs(x[0]))
+        out[py] = {"workload": w, "a": rows[w][a], "c": rows[w][c],
+                   "functions": [[f, fa.get(f, 0), fc.get(f, 0), d] for d, f in diff[:8] if d]}
+
+
+def wall(python, name, n=None):
+    t0 = time.perf_counter()
+    run(workload_cmd(python, name, n), env=py_env(), stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def geomean(xs):
+    import math
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+# Which builds each Python's tables compare, (a) first.
+GROUPS = {
+    "2.7": ["py27-a", "py27-b", "py27-c"],
+    "3.13": ["py313-a", "py313-b", "py313-c", "py313-d"],
+    "3.11": ["py311-a", "py311-d"],
+}
+
+
+def phase_callgrind(res, jobs):
+    """Instruction counts are independent of the machine's load, so the
+    runs go JOBS at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+    out = res.setdefault("callgrind", {})
+
+    def one(job):
+        py, w, name = job
+        # Compile the bytecode of what the workload imports first.
+        run(workload_cmd(python_of(name), w), env=py_env(), stdout=subprocess.DEVNULL)
+        return job, callgrind(name, w)
+
+    for py, names in GROUPS.items():
+        jobs_ = [(py, w, n) for w in workloads(py) for n in names]
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for (py_, w, name), ir in pool.map(one, jobs_):
+                row = out.setdefault(py_, {}).setdefault(w, {})
+                row[name] = ir
+                if len(row) == len(names):
+                    log("callgrind %-5s %-15s %.0fM %s" % (py_, w, row[names[0]] / 1e6, " ".join(
+                        "%s=%.4f" % (n, row[n] / row[names[0]]) for n in names[1:])))
+    hotspots(res)
+
+
+def phase_wall(res, repeats):
+    out = res.setdefault("wall", {})
+    for py, names in GROUPS.items():
+        for w in workloads(py):
+            times = {n: [] for n in names}
+            for n in names:
+                wall(python_of(n), w)
+            for _ in range(repeats):
+                for n in names:  # interleaved, so that load drifts hit all alike
+                    times[n].append(wall(python_of(n), w))
+            out.setdefault(py, {})[w] = {n: statistics.median(t) for n, t in times.items()}
+            row = out[py][w]
+            log("wall      %-5s %-15s %s" % (py, w, " ".join(
+                "%s=%.3f" % (n, row[n] / row[names[0]]) for n in names[1:])))
+
+
+# --- (d): live consumers ---------------------------------------------------------
+
+# Count-only bpftrace programs: the markers each one enables.
+CONSUMERS = {
+    "function": ["function__entry", "function__return"],
+    "line": ["line"],
+    "cfunction": ["cfunction__entry", "cfunction__return"],
+    "gc": ["gc__start", "gc__done"],
+    "import": ["import__find__load__start", "import__find__load__done"],
+}
+# The workload each consumer runs, and its size there.
+LIVE_WORKLOAD = {"function": "calls", "line": "calls", "cfunction": "builtins_c",
+                 "gc": "calls", "import": "calls"}
+LIVE_N = {"calls": 150000, "builtins_c": 20000}
+LIVE_BUILDS = ["py27-c", "py313-c"]
+
+
+def bpftrace_program(elf, markers):
+    return " ".join("usdt:%s:python:%s { @e = count(); }" % (elf, m) for m in markers)
+
+
+def traced(elf, markers, cmd):
+    """Run cmd under a count-only bpftrace consumer of markers in elf:
+    (what cmd printed, events counted)."""
+    prog = bpftrace_program(elf, markers)
+    p = subprocess.run(["bpftrace", "-q", "-e", prog, "-c", " ".join(cmd)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, env=dict(py_env(), BPFTRACE_MAP_KEYS_MAX="4096"))
+    events = 0
+    printed = []
+    for line in p.stdout.splitlines():
+        m = re.match(r"@e: (\d+)", line)
+        if m:
+            events = int(m.group(1))
+        elif line.strip():
+            printed.append(line.strip())
+    if p.returncode != 0 or not printed:
+        raise Unmeasured("bpftrace %s on %s failed: %s" % (markers, elf, p.stderr[-500:]))
+    return printed[-1], events
+
+
+def floor_binaries():
+    out = {}
+    for kind, flags in (("1", []), ("5", ["-DNOP5"])):
+        exe = os.path.join(BUILD, "floor%s" % kind)
+        run(["gcc", "-O2"] + flags + ["-o", exe, os.path.join(BENCH, "floor.c")])
+        out[kind] = exe
+    return out
+
+
+def phase_live(res, repeats):
+    live = res["live"] = {"floor": {}, "python": {}}
+    hits = 2000000
+    for kind, exe in sorted(floor_binaries().items()):
+        plain, probed, events = [], [], []
+        for _ in range(repeats):
+            plain.append(int(output([exe, str(hits)])))
+            prog = "usdt:%s:bench:hit { @e = count(); }" % exe
+            p = subprocess.run(["bpftrace", "-q", "-e", prog, "-c", "%s %d" % (exe, hits)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True)
+            lines = [x for x in p.stdout.split() if x.isdigit()]
+            m = re.search(r"@e: (\d+)", p.stdout)
+            if p.returncode != 0 or not m:
+                raise Unmeasured("bpftrace on %s failed: %s" % (exe, p.stderr[-300:]))
+            probed.append(int(lines[0]))
+            events.append(int(m.group(1)))
+        ns = (statistics.median(probed) - statistics.median(plain)) / statistics.median(events)
+        live["floor"][kind] = {"ns_per_hit": ns, "hits": statistics.median(events),
+                               "plain_ns": statistics.median(plain),
+                               "traced_ns": statistics.median(probed)}
+        log("floor: %s-byte site %.0f ns per hit" % (kind, ns))
+    for name in LIVE_BUILDS:
+        py = BUILDS[name][0]
+        five = python_of(name)
+        one, nsites = nop1_copy(name)
+        sites = stapsdt_sites(five)
+        data = open(five, "rb").read()
+        kinds = sorted(set(data[off:off + 5].hex() for _, off in sites))
+        entry = live["python"][py] = {"sites": len(sites), "site_bytes": kinds, "cases": {}}
+        for consumer, markers in CONSUMERS.items():
+            w = LIVE_WORKLOAD[consumer]
+            n = LIVE_N[w]
+            for kind, elf in (("5", five), ("1", one)):
+                # Events outside main(n) (startup, exit) are counted apart.
+                _, base_events = traced(elf, markers, workload_cmd(elf, w, 0, timed=True))
+                plain, probed, events = [], [], []
+                for _ in range(repeats):
+                    plain.append(float(output(workload_cmd(elf, w, n, timed=True), env=py_env())))
+                    t, e = traced(elf, markers, workload_cmd(elf, w, n, timed=True))
+                    probed.append(float(t))
+                    events.append(e)
+                ev = statistics.median(events) - base_events
+                tp, tt = statistics.median(plain), statistics.median(probed)
+                case = {"workload": w, "n": n, "events": ev, "plain_s": tp, "traced_s": tt,
+                        "slowdown": tt / tp,
+                        "ns_per_event": (tt - tp) * 1e9 / ev if ev > 0 else None}
+                entry["cases"]["%s/%s" % (consumer, kind)] = case
+                log("live %-4s %-9s %s-byte: %d events, x%.3f, %s ns/event" % (
+                    py, consumer, kind, ev, case["slowdown"],
+                    "%.0f" % case["ns_per_event"] if case["ns_per_event"] else "-"))
+
+
+# --- main ------------------------------------------------------------------------
+
+def machine():
+    def first(cmd):
+        try:
+            return output(cmd, stderr=subprocess.STDOUT).strip().splitlines()[0]
+        except (OSError, subprocess.CalledProcessError):
+            return "unavailable"
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    os_name = "Linux"
+    if os.path.exists("/etc/os-release"):
+        for line in open("/etc/os-release"):
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip().strip('"')
+    return {
+        "os": os_name, "kernel": platform.release(), "cpu": cpu,
+        "cores": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") *
+                                                      os.sysconf("SC_PHYS_PAGES") / 2 ** 30),
+        "gcc": compiler(), "valgrind": first(["valgrind", "--version"]),
+        "bpftrace": first(["bpftrace", "--version"]), "binutils": first(["objdump", "--version"]),
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--phases", default="build,text,callgrind,wall,live")
+    ap.add_argument("--repeats", type=int, default=7, help="wall-clock repeats")
+    ap.add_argument("--live-repeats", type=int, default=5)
+    ap.add_argument("--keep", action="store_true",
+                    help="merge into the existing results.json instead of starting anew")
+    args = ap.parse_args()
+    phases = args.phases.split(",")
+    os.makedirs(BUILD, exist_ok=True)
+    res = {}
+    if args.keep and os.path.exists(RESULTS):
+        res = json.load(open(RESULTS))
+    res["machine"] = machine()
+    res["wall_repeats"] = args.repeats
+    res["live_repeats"] = args.live_repeats
+    res["builds"] = {n: {"python": b[0], "tree": b[1], "flags": BASE_FLAGS + b[2], "what": b[3]}
+                     for n, b in BUILDS.items()}
+    failed = []
+
+    def save():
+        with open(RESULTS + ".tmp", "w") as f:
+            json.dump(res, f, indent=1, sort_keys=True)
+        os.rename(RESULTS + ".tmp", RESULTS)
+
+    t0 = time.time()
+    try:
+        if "build" in phases:
+            for name in BUILDS:
+                build(name)
+        for name in BUILDS:
+            if not os.access(python_of(name), os.X_OK):
+                raise Unmeasured("%s is not built" % python_of(name))
+        steps = [
+            ("text", lambda: res.__setitem__("text", [compare_text("py27-a", "py27-b"),
+                                                      compare_text("py313-a", "py313-b")])),
+            ("callgrind", lambda: phase_callgrind(res, int(os.environ.get("JOBS", "2")))),
+            ("wall", lambda: phase_wall(res, args.repeats)),
+            ("live", lambda: phase_live(res, args.live_repeats)),
+        ]
+        for phase, fn in steps:
+            if phase not in phases:
+                continue
+            t = time.time()
+            try:
+                fn()
+            except (Unmeasured, subprocess.CalledProcessError, OSError, ValueError) as e:
+                failed.append("%s: %s" % (phase, e))
+                log("could not measure", phase, ":", e)
+            res.setdefault("durations", {})[phase] = round(time.time() - t)
+            save()
+    except (Unmeasured, subprocess.CalledProcessError) as e:
+        failed.append(str(e))
+    res["failed"] = failed
+    res.setdefault("durations", {})["total"] = round(time.time() - t0)
+    save()
+    log("results in", RESULTS)
+    if failed:
+        for f in failed:
+            log("NOT MEASURED:", f)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

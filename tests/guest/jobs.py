@@ -1,0 +1,209 @@
+"""The jobs a test session runs in the guest, by the tests that read them.
+
+A provider takes the session's Run and returns Jobs; session.py compiles
+their modules and runs them all in one boot.  A test reads its job's Result
+with session.session().result(NAME), and its module says which jobs each of
+its tests reads with a function guest_jobs_of(item) (conftest.py runs only
+the jobs of the selected tests).  Add a provider to PROVIDERS for new kinds
+of guest tests (the tapset aliases and examples/*.stp come next).
+"""
+
+import filecmp
+import glob
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import harness
+import markers
+from guest.session import GUEST, HERE, Job, Module, staprun
+
+
+def ident(text):
+    """text as a piece of a module name."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def object_script(path, build):
+    """The stap script at path with @OBJECT@ set to build's marker object."""
+    with open(path) as f:
+        return f.read().replace("@OBJECT@", harness.marker_object(build))
+
+
+def claimed(build):
+    return markers.parse_claims(harness.claims(build))
+
+
+# --- test_semantics.py: the Stap consumer (harness.Stap) ---------------------
+
+def semantics_name(build, script, fixture):
+    return "semantics-%s-%s-%s" % (build, script, fixture)
+
+
+def consumer_module(build, script):
+    """tests/dtracedata/SCRIPT.stp for build: one module serves every fixture
+    (the fixture's directory is a module parameter)."""
+    return Module("pst_%s_%s" % (ident(script), ident(build)),
+                  object_script(os.path.join(harness.DATA, script + ".stp"), build))
+
+
+def semantics(run):
+    # The cases and scripts test_semantics.py checks with every consumer.
+    import test_semantics
+    jobs = []
+    for build, fixture in test_semantics.CASES:
+        script = test_semantics.SCRIPT.get(fixture, "calls")
+        name = semantics_name(build, script, fixture)
+        module = consumer_module(build, script)
+        fixtures = run.fixtures(name)
+        command = staprun(run.module(module),
+                          "%s %s%s.py" % (harness.interpreter(build), fixtures, fixture),
+                          params=[("dir", fixtures)])
+        jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
+    return jobs
+
+
+# --- test_guest.py: issue 5's seed command ---------------------------------
+
+SEED_FIXTURE = "call_stack"
+
+# Verbatim from issue 5, run as `stap -I TAPSETS -e SEED -c "python fixture.py"`.
+SEED = ('probe python.function.entry { printf("%s => %s in %s:%d\\n", '
+        'thread_indent(1), funcname, filename, lineno) } '
+        'probe python.function.return { printf("%s <= %s in %s:%d\\n", '
+        'thread_indent(-1), funcname, filename, lineno) }')
+
+
+def tapset_dir(build):
+    """The directory where `make tapset` put a tapset probing build's marker
+    object (build/tapset, build/tapset-shared ...), or None."""
+    wanted = 'process("%s")' % harness.marker_object(build)
+    name = "lib%s-64.stp" % harness.series_of(build)
+    for path in sorted(glob.glob(os.path.join(harness.BUILD, "tapset*", name))):
+        with open(path) as f:
+            if wanted in f.read():
+                return os.path.dirname(path)
+    return None
+
+
+def variant_tapset_dir(build):
+    """For a build `make tapset` leaves out (python3.13-ft, -jit): its tapset,
+    written by tapset/gen-tapset into build/guest/tapset-BUILD (rewritten only
+    when it changes: stap's cache keys on the tapsets' time stamps)."""
+    directory = os.path.join(GUEST, "tapset-" + build)
+    scratch = tempfile.mkdtemp(prefix="tapset.", dir=GUEST)
+    try:
+        subprocess.run([os.path.join(harness.REPO, "tapset", "gen-tapset"),
+                        os.path.join(harness.REPO, "tapset", "libpython.stp.in"),
+                        harness.interpreter(build), scratch],
+                       check=True, stdout=subprocess.PIPE, timeout=120)
+        if not (os.path.isdir(directory)
+                and filecmp.dircmp(scratch, directory).diff_files == []
+                and sorted(os.listdir(scratch)) == sorted(os.listdir(directory))):
+            shutil.rmtree(directory, ignore_errors=True)
+            os.rename(scratch, directory)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return directory
+
+
+def seed_builds():
+    """The builds the seed command traces: those with function markers."""
+    return [b for b in harness.builds()
+            if {"function__entry", "function__return"} <= set(claimed(b))]
+
+
+def seed(run):
+    jobs = []
+    for build in seed_builds():
+        name = "seed-" + build
+        # One module for every build of a linkage: the aliases cover them all.
+        tapsets = tapset_dir(build)
+        if tapsets is None and build.endswith(("-ft", "-jit")):
+            tapsets = variant_tapset_dir(build)
+        if tapsets is None:
+            jobs.append(Job(name, "false", error="no tapset in build/tapset*/ probes %s (make tapset)"
+                            % harness.marker_object(build)))
+            continue
+        module = Module("pst_seed_" + ident(os.path.basename(tapsets)), SEED + "\n", ["-I", tapsets])
+        # `python fixture.py` from the fixture's directory, as a user types it.
+        fixtures = run.fixtures(name)
+        command = "cd %s && %s" % (fixtures, staprun(
+            run.module(module), "%s %s.py" % (harness.interpreter(build), SEED_FIXTURE),
+            output=os.path.join(run.job_dir(name), "out.txt")))
+        jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
+    return jobs
+
+
+# --- test_guest.py: semaphores ---------------------------------------------
+
+def first_load(elf):
+    """The address elf's first PT_LOAD segment is linked at."""
+    out = subprocess.run(["readelf", "-lW", elf], check=True, stdout=subprocess.PIPE,
+                         universal_newlines=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "LOAD":
+            return int(fields[2], 16)
+    raise AssertionError("%s has no PT_LOAD segment" % elf)
+
+
+def semaphores_of(build):
+    """[(marker, semaphore address, number of sites)] for build's claims."""
+    sites = [s for s in markers.read_sites(harness.marker_object(build))
+             if s.provider == markers.PROVIDER]
+    found = []
+    for marker in claimed(build):
+        at = [s for s in sites if s.name == marker]
+        addresses = set(s.semaphore for s in at)
+        assert len(addresses) == 1, "%s: %s has semaphores %s" % (build, marker, addresses)
+        found.append((marker, addresses.pop(), len(at)))
+    return found
+
+
+def semaphore_module(build):
+    """A module probing every marker build claims; "ready" once they are in place."""
+    obj = harness.marker_object(build)
+    points = ",\n      ".join('process("%s").mark("%s")' % (obj, marker)
+                              for marker, _, _ in semaphores_of(build))
+    script = ("global hits\n"
+              "probe begin { printf(\"ready\\n\") }\n"
+              "probe %s\n{\n    hits++\n}\n"
+              "probe end { if (hits < 0) println(hits) }\n" % points)
+    return Module("pst_semaphores_" + ident(build), script)
+
+
+def semaphores(run):
+    jobs = []
+    for build in harness.builds():
+        name = "semaphores-" + build
+        try:
+            module = semaphore_module(build)
+        except AssertionError as e:
+            jobs.append(Job(name, "false", error=str(e)))
+            continue
+        obj = harness.marker_object(build)
+        words = [harness.interpreter(build), os.path.join(HERE, "semaphores.py"),
+                 obj, "%#x" % first_load(obj)]
+        words += ["%s=%#x" % (marker, address) for marker, address, _ in semaphores_of(build)]
+        words += ["--", "staprun", run.module(module)]
+        jobs.append(Job(name, " ".join(words), [module]))
+    return jobs
+
+
+PROVIDERS = [semantics, seed, semaphores]
+
+
+def wanted_by(item):
+    """The names of the guest jobs a collected test item reads: its module's
+    guest_jobs_of(item), or, for test_semantics.py, the stap consumer's."""
+    if item.module.__name__ == "test_semantics" and item.originalname == "test_consumer":
+        params = item.callspec.params
+        if params["consumer"].name != "stap":
+            return []
+        build, fixture = params["case"]
+        return [semantics_name(build, item.module.SCRIPT.get(fixture, "calls"), fixture)]
+    of = getattr(item.module, "guest_jobs_of", None)
+    return list(of(item)) if of else []

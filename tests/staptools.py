@@ -1,0 +1,158 @@
+"""What the tapset and example tests share: generating and installing
+tapsets, a SystemTap tapset tree with them installed, and running stap.
+
+stap never loads a kernel module here: -p2 elaborates, -L lists, -p4
+compiles against the installed kernel headers (pass 5 is the guest's job).
+"""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import harness
+
+GEN_TAPSET = os.path.join(harness.REPO, "tapset", "gen-tapset")
+TEMPLATE = os.path.join(harness.REPO, "tapset", "libpython.stp.in")
+OUR_PYTHON_STP = os.path.join(harness.REPO, "tapset", "python.stp")
+EXAMPLES = os.path.join(harness.REPO, "examples")
+FIX_RUNTIME = os.path.join(harness.TESTS, "guest", "fix-runtime.sh")
+SYSTEM_TAPSETS = "/usr/share/systemtap/tapset"
+# The install's tapsetdir in the tests: SystemTap's own, under DESTDIR.
+TAPSETDIR = SYSTEM_TAPSETS
+
+
+def make(*args, **kw):
+    return subprocess.run(["make", "-s", "-C", harness.REPO] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=600, **kw)
+
+
+def gen_tapset(python, outdir, *options):
+    """Run gen-tapset; the path of the tapset it wrote."""
+    proc = subprocess.run([GEN_TAPSET] + list(options) + [TEMPLATE, python, outdir],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def variant(build):
+    """python3.13-shared -> -shared, python2.7 -> ''."""
+    return build[len(harness.series_of(build)):]
+
+
+def installations(builds):
+    """The builds grouped as they can be installed together (one of each
+    series): the plain builds, then each variant's."""
+    groups = {}
+    for build in builds:
+        groups.setdefault(variant(build), []).append(build)
+    return [groups[v] for v in sorted(groups)]
+
+
+def headers():
+    """The newest installed kernel build tree (linux-headers-*), or None."""
+    trees = [d for d in glob.glob("/usr/src/linux-headers-*")
+             if os.path.exists(os.path.join(d, ".config"))]
+
+    def version(path):
+        return [int(n) if n.isdigit() else n
+                for n in re.split(r"(\d+)", os.path.basename(path))]
+    return sorted(trees, key=version)[-1] if trees else None
+
+
+def stap_unavailable():
+    if shutil.which("stap") is None:
+        return "stap is not installed (apt-get install systemtap)"
+    if not os.path.isdir(SYSTEM_TAPSETS):
+        return "SystemTap's tapsets are missing: %s" % SYSTEM_TAPSETS
+    if headers() is None:
+        return ("no kernel headers for stap -r "
+                "(apt-get install linux-headers-amd64)")
+    return None
+
+
+class TapsetTree(object):
+    """A scratch copy of SystemTap's tapset directory (symbolic links to
+    its files, SystemTap's python.stp included) with our tapsets installed
+    into it by `make install PYTHON=...` for each Python given, as on a
+    machine with our package installed.  stap reads it through
+    SYSTEMTAP_TAPSET in place of its own directory."""
+
+    def __init__(self, pythons, ours=True, extra=()):
+        self.pythons = pythons
+        self.ours = ours
+        self.extra = extra
+
+    def __enter__(self):
+        self.scratch = tempfile.mkdtemp(prefix="pst-tapsets-")
+        self.path = os.path.join(self.scratch, "tapset")
+        subprocess.run(["cp", "-rs", SYSTEM_TAPSETS, self.path], check=True)
+        if self.ours:
+            root = os.path.join(self.scratch, "root")
+            for python in self.pythons:
+                proc = make("install", "PYTHON=" + python, "DESTDIR=" + root,
+                            "tapsetdir=" + TAPSETDIR)
+                assert proc.returncode == 0, proc.stderr
+            installed = root + TAPSETDIR
+            for name in os.listdir(installed):
+                target = os.path.join(self.path, name)
+                if os.path.lexists(target):
+                    os.remove(target)
+                shutil.copy(os.path.join(installed, name), target)
+        for path in self.extra:
+            shutil.copy(path, self.path)
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.scratch)
+
+    def stap(self, *args, **kw):
+        env = dict(os.environ, SYSTEMTAP_TAPSET=self.path)
+        return subprocess.run(["stap", "-r", headers()] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, env=env,
+                              timeout=kw.pop("timeout", 300), **kw)
+
+
+def derived_probes(stdout):
+    """The process(...).statement(...) lines of stap -p2's "# probes"."""
+    part = stdout.split("# probes", 1)[-1]
+    return re.findall(r'^process\("([^"]+)"\)\.statement\((0x[0-9a-f]+)\)',
+                      part, flags=re.M)
+
+
+def listed_aliases(stdout):
+    """stap -L output: {alias: {variable: type}} (no $argN)."""
+    aliases = {}
+    for line in stdout.splitlines():
+        words = line.split()
+        if not words or not words[0].startswith("python"):
+            continue
+        aliases[words[0]] = dict(w.split(":", 1) for w in words[1:]
+                                 if ":" in w and not w.startswith("$"))
+    return aliases
+
+
+def examples():
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(EXAMPLES, "*.stp")))
+
+
+def aliases_used(script):
+    """The python.* probe points a script uses."""
+    with open(script) as f:
+        return sorted(set(re.findall(r"^probe\s+(python\.[\w.]+)", f.read(), flags=re.M)))
+
+
+def alias_marker(alias):
+    """python[.vX[_Y]].gc.start -> gc__start."""
+    rest = re.sub(r"^python(\.v\d+(_\d+)?)?\.", "", alias)
+    return {"function.entry": "function__entry", "function.return": "function__return",
+            "cfunction.entry": "cfunction__entry", "cfunction.return": "cfunction__return",
+            "line": "line", "gc.start": "gc__start", "gc.done": "gc__done",
+            "import.find_load.start": "import__find__load__start",
+            "import.find_load.done": "import__find__load__done",
+            "audit": "audit"}[rest]

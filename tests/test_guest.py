@@ -1,0 +1,140 @@
+"""SystemTap's module runtime, for real, in a qemu guest (tests/guest).
+
+Each script is compiled on the host for Debian's 6.1 kernel and run with
+staprun in a guest booted on that kernel; all guest tests of a session
+share one boot (tests/guest/session.py).  The fixtures of tests/dtracedata
+traced by stap are checked in test_semantics.py (the stap consumer); here:
+
+  test_seed         issue 5's seed command: a call tree, exactly
+  test_semaphores   the markers' semaphores are 0 before stap runs, set
+                    while it runs, 0 again after it exits, as the traced
+                    Python itself reads them
+  test_boot_limit   a guest that does not come up is killed at its limit
+                    and reported with the console's tail
+"""
+
+import os
+import re
+import subprocess
+import tempfile
+
+import pytest
+
+import harness
+from guest import jobs
+from guest.session import GUEST, HERE, UP_LIMIT, session
+
+EXPECTED = os.path.join(HERE, "expected")
+
+
+def guest_jobs_of(item):
+    """The guest jobs a test of this file reads (tests/guest/jobs.py)."""
+    build = item.callspec.params.get("build") if hasattr(item, "callspec") else None
+    if item.originalname == "test_seed":
+        return ["seed-" + build]
+    if item.originalname == "test_semaphores":
+        return ["semaphores-" + build]
+    return []
+
+
+def guest():
+    """The session's guest, or a skip (a failure under REQUIRE_ALL_CONSUMERS=1)
+    where qemu cannot run at all."""
+    reason = session().unavailable()
+    if reason:
+        if harness.REQUIRE_CONSUMERS:
+            pytest.fail("REQUIRE_ALL_CONSUMERS=1 but " + reason)
+        pytest.skip(reason)
+    return session()
+
+
+def read_expected(path):
+    with open(path) as f:
+        return [line.rstrip("\n") for line in f
+                if line.strip() and not line.startswith("#")]
+
+
+# --- the seed command --------------------------------------------------------
+
+# thread_indent's columns: microseconds since the thread's first event,
+# execname(tid): (the comm differs between builds), then the indentation.
+SEED_LINE = re.compile(r"^\s*\d+ \S+\(\d+\):( *(?:=>|<=) \S+ in (.+):\d+)$")
+
+
+def seed_tree(out, fixtures):
+    """The seed's output without its time and execname(tid) columns, only
+    the lines of the fixture's own code, in the directory fixtures (Python 2
+    names it call_stack.py, Python 3 with its directory), file names
+    relative to it.  The standard library's start-up and shutdown frames
+    depend on the installation."""
+    tree = []
+    for line in out.splitlines():
+        m = SEED_LINE.match(line)
+        assert m, "not a line of the seed's format: %r" % line
+        event, filename = m.groups()
+        if filename.startswith(fixtures):
+            tree.append(event.replace(" in " + fixtures, " in "))
+        elif not filename.startswith(("/", "<")):
+            tree.append(event)
+    return tree
+
+
+@pytest.mark.parametrize("build", harness.builds())
+def test_seed(build):
+    if not {"function__entry", "function__return"} <= set(jobs.claimed(build)):
+        pytest.skip("%s claims no function__entry/return markers (%s)"
+                    % (build, harness.claims(build)))
+    tapsets = jobs.tapset_dir(build)
+    if build.endswith(("-ft", "-jit")):
+        tapsets = tapsets or jobs.variant_tapset_dir(build)
+    # make tapset covers each series and its -shared build.
+    assert tapsets, "no tapset in build/tapset*/ probes %s (make tapset)" % harness.marker_object(build)
+    with open(os.path.join(tapsets, "lib%s-64.stp" % harness.series_of(build))) as f:
+        assert 'mark("function__entry")' in f.read(), \
+            "the tapset for %s offers no python.function.entry: out of date (make tapset)" % build
+    result = guest().result("seed-" + build)
+    tree = seed_tree(result.output(), result.job.data["fixtures"])
+    expected = os.path.join(EXPECTED, harness.series_of(build), "seed.txt")
+    assert os.path.exists(expected), \
+        "no expected call tree for %s: write %s; the seed printed:\n%s" % (
+            build, expected, "\n".join(tree))
+    assert tree == read_expected(expected)
+
+
+# --- semaphores --------------------------------------------------------------
+
+@pytest.mark.parametrize("build", harness.builds())
+def test_semaphores(build):
+    result = guest().result("semaphores-" + build)
+    assert result.error is None and result.status == 0, result.describe()
+    found = jobs.semaphores_of(build)
+    # The kernel counts every uprobe on a semaphore: one per site.
+    expected = [
+        "before " + " ".join("%s=0" % marker for marker, _, _ in found),
+        "during " + " ".join("%s=%d" % (marker, sites) for marker, _, sites in found),
+        "after " + " ".join("%s=0" % marker for marker, _, _ in found),
+    ]
+    assert result.stdout.splitlines() == expected, result.describe()
+
+
+# --- the boot's time limit -----------------------------------------------------
+
+def test_boot_limit():
+    """A guest that is not up in time is killed, and the console tells why."""
+    kernel, initrd = guest().boot_files()
+    run = tempfile.mkdtemp(prefix="limit.", dir=GUEST)
+    console = run + ".console"
+    try:
+        # Up within 1 s: never under TCG, so boot.sh must kill it.
+        proc = subprocess.run(
+            [os.path.join(HERE, "boot.sh"), kernel, initrd, run, "1", str(UP_LIMIT), console],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+            timeout=120)
+    finally:
+        for path in (console,):
+            if os.path.exists(path):
+                os.remove(path)
+        os.rmdir(run)
+    assert proc.returncode == 1, proc.stdout
+    assert "did not come up within 1 s: killed" in proc.stdout, proc.stdout
+    assert "last 40 lines of the guest console" in proc.stdout, proc.stdout
