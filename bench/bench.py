@@ -14,6 +14,7 @@ then measures:
 
   text      (b) against (a): the .text* sections of every object file
   callgrind instructions per workload (bench/workloads), as ratios to (a)
+  layout    the same for (b)'s binary run from (a)'s build directory
   wall      wall-clock medians per workload, as ratios to (a)
   live      (d): per-event cost of count-only bpftrace consumers, on the
             5-byte sites of (c) and on the same binary with 1-byte sites,
@@ -23,7 +24,7 @@ and writes build/bench/results.json; bench/report.py turns that into
 docs/performance.md and docs/performance.svg.  The benchmark asserts
 nothing: it exits non-zero only when something could not be measured.
 
-usage: bench.py [--phases build,text,callgrind,wall,live] [--repeats N]
+usage: bench.py [--phases build,text,callgrind,layout,wall,live] [--repeats N]
                 [--live-repeats N] [--keep]
 """
 
@@ -413,6 +414,38 @@ def hotspots(res):
                    "functions": [[f, fa.get(f, 0), fc.get(f, 0), d] for d, f in diff[:8] if d]}
 
 
+def phase_layout(res, jobs):
+    """(b)'s binary run from (a)'s build directory, so that both read the
+    same standard library, bytecode caches and build data: what is left of
+    (b)/(a) is the machine code's doing.  (b) is built without markers, so
+    its binary and (a)'s extension modules share one ABI."""
+    from concurrent.futures import ThreadPoolExecutor
+    out = res.setdefault("callgrind_b_in_a", {})
+    for py, a, b in (("2.7", "py27-a", "py27-b"), ("3.13", "py313-a", "py313-b")):
+        # Same length as "python": the paths the interpreter sees keep theirs.
+        guest = os.path.join(BUILD, "obj", a, "pythob")
+        shutil.copy2(python_of(b), guest)
+
+        def one(w):
+            run(workload_cmd(guest, w), env=py_env(), stdout=subprocess.DEVNULL)
+            cg = os.path.join(BUILD, "callgrind", "%s-in-%s.%s.out" % (b, a, w))
+            run(["setarch", "-R", "valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg]
+                + workload_cmd(guest, w), env=py_env(), stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+            for line in open(cg):
+                if line.startswith(("summary:", "totals:")):
+                    return w, int(line.split()[1])
+            raise Unmeasured("callgrind gave no total for %s %s" % (guest, w))
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for w, ir in pool.map(one, workloads(py)):
+                out.setdefault(py, {})[w] = ir
+                base = res.get("callgrind", {}).get(py, {}).get(w, {}).get(a)
+                log("layout    %-5s %-15s (b) in (a)'s tree: %s" % (
+                    py, w, "%.4f" % (ir / base) if base else ir))
+        os.unlink(guest)
+
+
 def wall(python, name, n=None):
     t0 = time.perf_counter()
     run(workload_cmd(python, name, n), env=py_env(), stdout=subprocess.DEVNULL)
@@ -607,7 +640,7 @@ def machine():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--phases", default="build,text,callgrind,wall,live")
+    ap.add_argument("--phases", default="build,text,callgrind,layout,wall,live")
     ap.add_argument("--repeats", type=int, default=7, help="wall-clock repeats")
     ap.add_argument("--live-repeats", type=int, default=5)
     ap.add_argument("--keep", action="store_true",
@@ -642,6 +675,7 @@ def main():
             ("text", lambda: res.__setitem__("text", [compare_text("py27-a", "py27-b"),
                                                       compare_text("py313-a", "py313-b")])),
             ("callgrind", lambda: phase_callgrind(res, int(os.environ.get("JOBS", "2")))),
+            ("layout", lambda: phase_layout(res, int(os.environ.get("JOBS", "2")))),
             ("wall", lambda: phase_wall(res, args.repeats)),
             ("live", lambda: phase_live(res, args.live_repeats)),
         ]
