@@ -94,6 +94,21 @@ def read_expected(build, fixture):
                 if line.strip() and not line.startswith("#")]
 
 
+def mismatch(got, want, details=""):
+    """A short account of how the event lists got and want differ (pytest's
+    own diff of long lists is cut), with details (what the consumer said)."""
+    first = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w),
+                 min(len(got), len(want)))
+    lines = ["%d events, %d expected; first difference at event %d" % (len(got), len(want), first)]
+    for name, events in (("got", got), ("expected", want)):
+        lines.append("%s from event %d:" % (name, max(0, first - 2)))
+        lines += ["  " + e for e in events[max(0, first - 2):first + 4]]
+    lines.append("last events got: " + " | ".join(got[-3:]))
+    if details:
+        lines.append(details)
+    return "\n".join(lines)
+
+
 class FixtureDir(object):
     """A private, short-named copy of tests/dtracedata: bpftrace compares at
     most 64 bytes of a string, so fixture paths stay short."""
@@ -313,6 +328,7 @@ class Stap(object):
         from guest import jobs
         from guest.session import session
         result = session().result(jobs.semantics_name(build, script, fixture))
+        self.details = result.describe()
         out = result.output()
         prefix = result.job.data["fixtures"]
         return [line.replace(prefix, "") for line in out.splitlines()]

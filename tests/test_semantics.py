@@ -54,8 +54,10 @@ def test_consumer(consumer, case):
         if harness.REQUIRE_CONSUMERS:
             pytest.fail("REQUIRE_ALL_CONSUMERS=1 but %s cannot run: %s" % (consumer.name, reason))
         pytest.skip("%s: %s" % (consumer.name, reason))
+    consumer.details = ""
     got = consumer.run(build, SCRIPT.get(fixture, "calls"), fixture)
-    assert got == harness.read_expected(build, fixture)
+    want = harness.read_expected(build, fixture)
+    assert got == want, harness.mismatch(got, want, consumer.details)
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)

@@ -4,7 +4,7 @@
 #
 #   fix-runtime.sh HEADERS OUT
 #
-# Two fixes.
+# Three fixes.
 #
 # 1. task_work_cancel, for these headers only.  Debian's systemtap 4.8 runtime resolves task_work_cancel(task, func)
 # by name and takes its type from the kernel's declaration.  Linux 6.1.0-56
@@ -79,6 +79,41 @@ if grep -qF "$reserve" "$out.tmp/transport/relay_v2.c"; then
     what="$what; relay_v2.c padding sub-buffers with no room for a header"
 else
     what="$what; relay_v2.c unchanged (no longer reserves as 4.8 does)"
+fi
+# 3. Output lost at exit.  Debian's stapio 4.8 stops its relay readers as
+# soon as the module acknowledges STP_EXIT, without a last read: whatever
+# the readers had not fetched yet (the last lines a traced program caused,
+# the end probes' output) may never reach the output file.  SystemTap 5.1
+# (PR31597) makes stapio wait before stopping them.  The copy's relay_v2.c
+# waits instead, before it stops the transport, until the readers have
+# emptied every buffer (at most 5 s, in 10 ms steps).
+if grep -qxF 'static void _stp_transport_data_fs_stop(void)' "$out.tmp/transport/relay_v2.c"; then
+    cat > "$out.tmp/drain.c" <<'EOF'
+		/* fix-runtime.sh: let stapio read what is left */
+		int pst_cpu, pst_ms, pst_empty;
+		for (pst_ms = 0; pst_ms < 5000 && _stp_relay_data.rchan; pst_ms += 10) {
+			pst_empty = 1;
+			for_each_online_cpu(pst_cpu) {
+				struct rchan_buf *pst_buf = _stp_get_rchan_subbuf(
+					_stp_relay_data.rchan->buf, pst_cpu);
+				if (pst_buf && !__stp_relay_buf_empty(pst_buf))
+					pst_empty = 0;
+			}
+			if (pst_empty)
+				break;
+			atomic_set(&_stp_relay_data.wakeup, 1);
+			msleep(10);
+		}
+EOF
+    patch_file transport/relay_v2.c -e "/^static void _stp_transport_data_fs_stop(void)/,/^}/{
+/STP_TRANSPORT_RUNNING) {\$/r $out.tmp/drain.c
+}"
+    rm "$out.tmp/drain.c"
+    grep -q 'pst_empty' "$out.tmp/transport/relay_v2.c" \
+        || die "$runtime/transport/relay_v2.c changed: the drain at exit no longer applies"
+    what="$what; relay_v2.c waiting for stapio to empty the buffers at exit"
+else
+    what="$what; relay_v2.c stops as 4.8 does (no _stp_transport_data_fs_stop)"
 fi
 if [ -d "$out" ] && diff -r -q "$out" "$out.tmp" >/dev/null; then
     rm -rf "$out.tmp"   # unchanged: keep the old copy and its time stamps
