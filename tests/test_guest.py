@@ -6,6 +6,8 @@ share one boot (tests/guest/session.py).  The fixtures of tests/dtracedata
 traced by stap are checked in test_semantics.py (the stap consumer); here:
 
   test_seed         issue 5's seed command: a call tree, exactly
+  test_aliases      every alias of every tapset, on fixtures that fire them,
+                    with exact values
   test_semaphores   the markers' semaphores are 0 before stap runs, set
                     while it runs, 0 again after it exits, as the traced
                     Python itself reads them
@@ -34,6 +36,8 @@ def guest_jobs_of(item):
         return ["seed-" + build]
     if item.originalname == "test_semaphores":
         return ["semaphores-" + build]
+    if item.originalname == "test_aliases":
+        return [jobs.alias_name(*item.callspec.params["case"])]
     return []
 
 
@@ -115,6 +119,93 @@ def test_semaphores(build):
         "after " + " ".join("%s=0" % marker for marker, _, _ in found),
     ]
     assert result.stdout.splitlines() == expected, result.describe()
+
+
+# --- every tapset alias ------------------------------------------------------
+
+ALIAS_CASES = [(build, fixture) for build in harness.builds()
+               for fixture in jobs.alias_fixtures(build)]
+
+
+def quoted(value):
+    return "NULL" if value == "(null)" else '"%s"' % value
+
+
+def argstr_of(event):
+    """The argstr an alias must give for event (the suite's format, as the
+    alias job prints it): its arguments in marker order, strings quoted,
+    NULL for a NULL pointer."""
+    words = event.split(" ")
+    kind = words[0]
+    if kind in ("function__entry", "function__return", "cfunction__entry",
+                "cfunction__return", "line"):
+        args = [quoted(words[1]), quoted(words[2]), words[3]] + [quoted(w) for w in words[4:]]
+    elif kind in ("gc__start", "gc__done"):
+        args = [words[1]]
+    elif kind == "import__find__load__start":
+        args = [quoted(words[1])]
+    elif kind == "import__find__load__done":
+        args = [quoted(words[1]), words[2]]
+    else:
+        raise AssertionError("no argstr rule for " + event)
+    return ", ".join(args)
+
+
+@pytest.mark.parametrize("case", ALIAS_CASES, ids=lambda c: "%s-%s" % c)
+def test_aliases(case):
+    """Every alias of the build's tapset (python.*, python.vX.*, python.vX_Y.*)
+    against a fixture: per family, exactly the fixture's expected events,
+    from the alias's variables (name, filename, funcname, lineno, module,
+    generation, collected, found, event, args), and an argstr that says
+    the same."""
+    build, fixture = case
+    result = guest().result(jobs.alias_name(build, fixture))
+    prefix = result.job.data["fixtures"]
+    found = result.job.data["aliases"]
+    families = sorted(set(jobs.alias_kind(alias)[0] for alias, _, _ in found))
+    assert len(families) == 3, "%s: alias families %s" % (result.job.data["tapset"], families)
+    seen = dict((family, []) for family in families)
+    for line in result.output().splitlines():
+        family, event, argstr = line.replace(prefix, "").split("\t")
+        assert family in seen, "an event of an unknown family: %r" % line
+        seen[family].append((event, argstr))
+    want = harness.read_expected(build, fixture)
+    for family in families:
+        events = [e for e, _ in seen[family]]
+        if fixture == "line":
+            got = [e for e in events if e.startswith("line ")]
+        else:
+            got = [e for e in events if not e.startswith(("line ", "audit "))]
+        assert got == want, "%s.*: %s" % (family, harness.mismatch(got, want, result.describe()))
+        for event, argstr in seen[family]:
+            if event.startswith("audit "):
+                _, name, has_args = event.split(" ")
+                assert has_args == "1" and re.match(r'^"%s", 0x[0-9a-f]+$' % re.escape(name), argstr), \
+                    "%s.audit: %r %r" % (family, event, argstr)
+            else:
+                assert argstr == argstr_of(event), "%s: %r for %r" % (family, argstr, event)
+        if fixture == "audit":
+            audits = [e for e in events if e.startswith("audit ")]
+            assert audits == ["audit python_systemtap.fixture 1"], "%s.audit: %s" % (family, audits)
+
+
+def test_every_alias_is_run():
+    """Each alias of each build's tapset is in a job, and the fixtures make
+    every marker the build claims fire."""
+    for build in harness.builds():
+        path = jobs.build_tapset(build)
+        assert path and os.path.exists(path), "no tapset for %s (make tapset)" % build
+        found = jobs.tapset_aliases(path, build)
+        markers_of = set(marker for _, marker, _ in found)
+        assert markers_of == set(jobs.claimed(build)), (build, markers_of)
+        # Every marker has an expected event in some fixture the jobs run.
+        events = set()
+        for fixture in jobs.alias_fixtures(build):
+            events.update(e.split(" ")[0] for e in harness.read_expected(build, fixture))
+        if "audit" in markers_of:
+            assert "audit" in jobs.alias_fixtures(build)
+            events.add("audit")
+        assert markers_of <= events, (build, markers_of - events)
 
 
 # --- the boot's time limit -----------------------------------------------------

@@ -5,7 +5,7 @@ their modules and runs them all in one boot.  A test reads its job's Result
 with session.session().result(NAME), and its module says which jobs each of
 its tests reads with a function guest_jobs_of(item) (conftest.py runs only
 the jobs of the selected tests).  Add a provider to PROVIDERS for new kinds
-of guest tests (the tapset aliases and examples/*.stp come next).
+of guest tests.
 """
 
 import filecmp
@@ -45,8 +45,11 @@ def semantics_name(build, script, fixture):
 def consumer_module(build, script):
     """tests/dtracedata/SCRIPT.stp for build: one module serves every fixture
     (the fixture's directory is a module parameter)."""
+    # A guest under TCG on a busy host can spend more than half its time in
+    # probes: stap's overload limit must not end a test run.
     return Module("pst_%s_%s" % (ident(script), ident(build)),
-                  object_script(os.path.join(harness.DATA, script + ".stp"), build))
+                  object_script(os.path.join(harness.DATA, script + ".stp"), build),
+                  ["-DSTP_NO_OVERLOAD"])
 
 
 def semantics(run):
@@ -193,7 +196,144 @@ def semaphores(run):
     return jobs
 
 
-PROVIDERS = [semantics, seed, semaphores]
+# --- test_guest.py: every tapset alias ----------------------------------------
+
+# The fixtures the alias jobs run (those of them with an expected output for
+# the build's series): together they make every marker fire.
+ALIAS_FIXTURES = ("call_stack", "gc_import", "line", "unencodable", "audit")
+
+ALIAS = re.compile(r'^probe (\S+) = process\("([^"]+)"\)\.mark\("(\w+)"\)', re.M)
+
+# What an alias job prints for each kind of alias, after its family and a tab:
+# the event in the suite's format (tests/harness.py), a tab, argstr.  The
+# function aliases keep the depth of fixture frames per family and thread;
+# GC, import and audit events count only two fixture frames deep, as in
+# tests/dtracedata/calls.stp.
+ALIAS_BODY = {
+    "function.entry": ('if (fixture(filename)) {\n'
+                       '        depth["@F@", tid()]++\n'
+                       '        out("@F@", sprintf("%s %s %s %d@M@", name, filename, funcname, lineno@MV@), argstr)\n'
+                       '    }'),
+    "function.return": ('if (fixture(filename)) {\n'
+                        '        depth["@F@", tid()]--\n'
+                        '        out("@F@", sprintf("%s %s %s %d@M@", name, filename, funcname, lineno@MV@), argstr)\n'
+                        '    }'),
+    "cfunction.entry": ('if (fixture(filename))\n'
+                        '        out("@F@", sprintf("%s %s %s %d %s", name, filename, funcname, lineno, module), argstr)'),
+    "cfunction.return": ('if (fixture(filename))\n'
+                         '        out("@F@", sprintf("%s %s %s %d %s", name, filename, funcname, lineno, module), argstr)'),
+    "line": ('if (fixture(filename))\n'
+             '        out("@F@", sprintf("%s %s %s %d", name, filename, funcname, lineno), argstr)'),
+    "gc.start": ('if (depth["@F@", tid()] >= 2)\n'
+                 '        out("@F@", sprintf("%s %d", name, generation), argstr)'),
+    "gc.done": ('if (depth["@F@", tid()] >= 2)\n'
+                '        out("@F@", sprintf("%s %d", name, collected), argstr)'),
+    "import.find_load.start": ('if (depth["@F@", tid()] >= 2)\n'
+                               '        out("@F@", sprintf("%s %s", name, module), argstr)'),
+    "import.find_load.done": ('if (depth["@F@", tid()] >= 2)\n'
+                              '        out("@F@", sprintf("%s %s %d", name, module, found), argstr)'),
+    "audit": ('if (depth["@F@", tid()] >= 2)\n'
+              '        out("@F@", sprintf("%s %s %d", name, event, args != 0), argstr)'),
+}
+
+ALIAS_HEADER = '''\
+// Every alias of a tapset, each printing its variables (tests/guest/jobs.py).
+global dir = ""
+global depth
+
+function fixture:long (file:string)
+{
+    return dir != "" && substr(file, 0, strlen(dir)) == dir
+}
+
+function out (family:string, event:string, argstr:string)
+{
+    printf("%s\\t%s\\t%s\\n", family, event, argstr)
+}
+'''
+
+
+def alias_kind(alias):
+    """(family, kind) of an alias name: python.v3.function.entry ->
+    (python.v3, function.entry)."""
+    for kind in sorted(ALIAS_BODY, key=len, reverse=True):
+        if alias.endswith("." + kind):
+            return alias[:-len(kind) - 1], kind
+    raise AssertionError("an alias of an unknown kind: " + alias)
+
+
+def build_tapset(build):
+    """The tapset file offering build's markers: build/tapset*/ or, for the
+    -ft and -jit builds, one written for the guest; None if missing."""
+    tapsets = tapset_dir(build)
+    if tapsets is None and build.endswith(("-ft", "-jit")):
+        tapsets = variant_tapset_dir(build)
+    if tapsets is None:
+        return None
+    return os.path.join(tapsets, "lib%s-64.stp" % harness.series_of(build))
+
+
+def tapset_aliases(path, build):
+    """[(alias, marker, passes a module)] of the tapset file path whose probes
+    point at build's marker object, in file order."""
+    with open(path) as f:
+        text = f.read()
+    found = []
+    matches = list(ALIAS.finditer(text))
+    for i, m in enumerate(matches):
+        alias, where, marker = m.groups()
+        if where != harness.marker_object(build):
+            continue
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        found.append((alias, marker, "\tmodule = " in text[m.end():end]))
+    return found
+
+
+def alias_script(aliases):
+    parts = [ALIAS_HEADER]
+    for alias, _, has_module in aliases:
+        family, kind = alias_kind(alias)
+        body = ALIAS_BODY[kind].replace("@F@", family)
+        body = body.replace("@M@", " %s" if has_module else "")
+        body = body.replace("@MV@", ", module" if has_module else "")
+        parts.append("probe %s\n{\n    %s\n}\n" % (alias, body))
+    return "\n".join(parts)
+
+
+def alias_name(build, fixture):
+    return "aliases-%s-%s" % (build, fixture)
+
+
+def alias_fixtures(build):
+    return [f for f in ALIAS_FIXTURES
+            if os.path.exists(harness.expected_path(build, f))]
+
+
+def aliases(run):
+    jobs = []
+    for build in harness.builds():
+        path = build_tapset(build)
+        names = [alias_name(build, f) for f in alias_fixtures(build)]
+        if path is None or not os.path.exists(path):
+            jobs += [Job(n, "false", error="no tapset for %s in build/tapset*/ (make tapset)" % build)
+                     for n in names]
+            continue
+        found = tapset_aliases(path, build)
+        # Every line of every frame, read under TCG: more than stap's overload
+        # limit (half the CPU time) allows.
+        module = Module("pst_aliases_" + ident(build), alias_script(found),
+                        ["-I", os.path.dirname(path), "-DSTP_NO_OVERLOAD"])
+        for fixture, name in zip(alias_fixtures(build), names):
+            fixtures = run.fixtures(name)
+            command = staprun(run.module(module),
+                              "%s %s%s.py" % (harness.interpreter(build), fixtures, fixture),
+                              params=[("dir", fixtures)])
+            jobs.append(Job(name, command, [module],
+                            data={"fixtures": fixtures, "aliases": found, "tapset": path}))
+    return jobs
+
+
+PROVIDERS = [semantics, seed, semaphores, aliases]
 
 
 def wanted_by(item):
