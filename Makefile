@@ -7,7 +7,10 @@
 #   make build-variants  Python 3.13 free-threaded and with the tier-2 (JIT)
 #                     interpreter: build/bin/python3.13-ft, python3.13-jit
 #   make demo         trace a bundled workload with bpftrace: a live call tree
-#   make check        run the test suite
+#   make check        run the test suite (and make rpm first, if rpmbuild
+#                     is installed: tests/test_rpm.py checks the packages)
+#   make rpm          rpmbuild -ba python.spec: build/rpm/RPMS, build/rpm/SRPMS
+#   make srpm         rpmbuild -bs python.spec: build/rpm/SRPMS
 #   make bench        measure what the markers cost: docs/performance.md
 #   make tapset       SystemTap tapsets for the builds: build/tapset*/
 #                     (PYTHON=/usr/bin/python3.11: for that Python instead)
@@ -41,7 +44,14 @@ CONFIGURE_FLAGS ?=
 
 SERIES := python2.7 python3.13
 
-.PHONY: all sources build build-shared build-variants demo check clean distclean tapset install bench
+# make rpm (see "rpm" below); make check depends on the packages if rpmbuild
+# is installed.
+RPMBUILD ?= rpmbuild
+RPMBUILD_PATH := $(shell command -v $(RPMBUILD) 2>/dev/null)
+RPM_TOPDIR := $(BUILD)/rpm
+RPM_STAMP := $(RPM_TOPDIR)/.built
+
+.PHONY: all sources build build-shared build-variants demo check clean distclean tapset install bench rpm srpm
 .DELETE_ON_ERROR:
 
 all: build
@@ -124,7 +134,8 @@ build-variants: $(VARIANTS:%=$(BUILD)/bin/python3.13-%)
 demo: build
 	scripts/demo.sh $(BUILD)/bin/python2.7 $(BUILD)/bin/python3.13
 
-check: build build-variants tapset
+check: build build-variants tapset $(if $(RPMBUILD_PATH),$(RPM_STAMP))
+	$(if $(RPMBUILD_PATH),,@echo "make check: rpmbuild is not installed, tests/test_rpm.py will skip (apt-get install rpm rpmlint)")
 	$(PYTEST) -v -rs tests
 
 # make bench: builds (a) upstream, (b) patched without markers, (c) with
@@ -189,6 +200,56 @@ install: | $(SERIES:%=$(BUILD)/bin/%$(if $(filter shared,$(LINKAGE)),-shared))
 	$(foreach s,$(SERIES),$(GEN_TAPSET) --prefix $(PREFIX) $(BUILD)/bin/$(s)$(if $(filter shared,$(LINKAGE)),-shared) $(DESTDIR)$(tapsetdir) &&) true
 	$(install_python_stp)
 endif
+
+# --- rpm -------------------------------------------------------------------
+# python.spec builds both Pythons from the tarballs of `make sources`, with
+# our patches, probes.d, tapsets and examples.  rpmbuild's tree is
+# build/rpm (_topdir); scripts/rpm-sources.sh stages every Source and Patch
+# of the spec into build/rpm/SOURCES (_sourcedir).
+#   make rpm [RPM_DEFINES="--define 'pst_prefix /usr'"]
+#                             rpmbuild -ba: build/rpm/RPMS/*/*.rpm and the
+#                             source package in build/rpm/SRPMS
+#   make srpm                 rpmbuild -bs: build/rpm/SRPMS only
+# make check builds the packages when python.spec or anything it packages
+# changed (build/rpm/.built), then tests/test_rpm.py checks them.
+# rpm installed by dpkg (Debian) keeps an empty package database, so no
+# BuildRequires could be met: rpmbuild then runs with --nodeps, and the
+# Debian packages .ci/run installs stand in for the BuildRequires.
+
+RPM_DEFINES ?=
+RPM_FROM_DPKG := $(shell dpkg-query -W -f='$${Status}' rpm 2>/dev/null | grep -q ' installed' && echo yes)
+RPMBUILD_FLAGS = --define '_topdir $(RPM_TOPDIR)' --define '_sourcedir $(RPM_TOPDIR)/SOURCES' \
+	$(if $(RPM_FROM_DPKG),--nodeps) $(RPM_DEFINES)
+RPM_INPUTS := python.spec python.rpmlintrc probes.d README tapset/libpython.stp.in tapset/gen-tapset \
+	tests/markers.py scripts/rpm-sources.sh $(wildcard patches/*/*.patch patches/*/markers) \
+	$(wildcard examples/*.stp examples/bpftrace/*.bt) examples/workload.py
+
+define rpm_sources
+	@test -n "$(RPMBUILD_PATH)" || { echo "$(RPMBUILD) is not installed (apt-get install rpm, or dnf install rpm-build)" >&2; exit 1; }
+	scripts/rpm-sources.sh python.spec $(SOURCES) $(RPM_TOPDIR)/SOURCES
+	$(if $(RPM_FROM_DPKG),@echo "rpmbuild --nodeps: this rpm was installed by dpkg and its package database is empty;" \
+		"the BuildRequires are not checked (their Debian equivalents: .ci/run)")
+endef
+
+define rpm_build
+	$(rpm_sources)
+	rm -rf $(RPM_TOPDIR)/RPMS $(RPM_TOPDIR)/SRPMS $(RPM_STAMP)
+	@echo "rpmbuild -ba python.spec: a few minutes (log: $(RPM_TOPDIR)/rpmbuild.log)"
+	$(RPMBUILD) -ba $(RPMBUILD_FLAGS) python.spec > $(RPM_TOPDIR)/rpmbuild.log 2>&1 || \
+		{ tail -n 40 $(RPM_TOPDIR)/rpmbuild.log >&2; echo "rpmbuild failed; full log in $(RPM_TOPDIR)/rpmbuild.log" >&2; exit 1; }
+	@grep -E '^Wrote: ' $(RPM_TOPDIR)/rpmbuild.log
+	touch $(RPM_STAMP)
+endef
+
+rpm: $(tarball.python2.7) $(tarball.python3.13)
+	$(rpm_build)
+
+$(RPM_STAMP): $(RPM_INPUTS) $(tarball.python2.7) $(tarball.python3.13)
+	$(rpm_build)
+
+srpm: $(tarball.python2.7) $(tarball.python3.13)
+	$(rpm_sources)
+	$(RPMBUILD) -bs $(RPMBUILD_FLAGS) python.spec
 
 clean:
 	rm -rf $(BUILD)

@@ -333,7 +333,44 @@ def aliases(run):
     return jobs
 
 
-PROVIDERS = [semantics, seed, semaphores, aliases]
+# --- test_examples.py: examples/*.stp ----------------------------------------
+
+EXAMPLE_BUILDS = ("python2.7", "python3.13")
+
+
+def example_name(example, build):
+    return "example-%s-%s" % (example[:-len(".stp")], build)
+
+
+def examples(run):
+    """Each example of test_examples.GUEST_CASES, as a user runs it (stap
+    EXAMPLE -c 'python FIXTURE.py', the tapsets `make install` leaves),
+    on both Pythons: their tapsets share build/tapset, so one module per
+    example serves both."""
+    import test_examples
+    jobs = []
+    for example, args, fixture in test_examples.GUEST_CASES:
+        with open(os.path.join(harness.REPO, "examples", example)) as f:
+            script = f.read()
+        for build in EXAMPLE_BUILDS:
+            name = example_name(example, build)
+            tapsets = tapset_dir(build)
+            if build not in harness.builds() or tapsets is None:
+                jobs.append(Job(name, "false", error="no build %s with a tapset in build/tapset*/ "
+                                "(make build tapset)" % build))
+                continue
+            module = Module("pst_example_%s_%s" % (ident(example[:-len(".stp")]),
+                                                   ident(os.path.basename(tapsets))),
+                            script, ["-I", tapsets], args)
+            fixtures = run.fixtures(name)
+            command = "cd %s && %s" % (fixtures, staprun(
+                run.module(module), "%s %s.py" % (harness.interpreter(build), fixture),
+                output=os.path.join(run.job_dir(name), "out.txt")))
+            jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
+    return jobs
+
+
+PROVIDERS = [semantics, seed, semaphores, aliases, examples]
 
 
 def wanted_by(item):

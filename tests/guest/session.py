@@ -49,20 +49,22 @@ class Module(object):
 
     name: the module's name (stap -m): letters, digits, _; one script per
     name.  script: the script's text.  options: more stap options (-I DIR,
-    -DNAME=VALUE ...).  Keep the text and options the same from run to run
-    (pass what changes as module parameters, staprun NAME=VALUE): stap's
-    cache then compiles each module once per machine.
+    -DNAME=VALUE ...).  args: the script's arguments ($1 ...).  Keep the
+    text, options and arguments the same from run to run (pass what changes
+    as module parameters, staprun NAME=VALUE): stap's cache then compiles
+    each module once per machine.
     """
 
-    def __init__(self, name, script, options=()):
+    def __init__(self, name, script, options=(), args=()):
         if not re.match(r"^[a-z][a-z0-9_]*$", name) or len(name) > 55:
             raise ValueError("bad module name %r" % name)
         self.name = name
         self.script = script
         self.options = list(options)
+        self.args = list(args)
 
     def key(self):
-        return (self.script, tuple(self.options))
+        return (self.script, tuple(self.options), tuple(self.args))
 
 
 class Job(object):
@@ -377,7 +379,7 @@ class Session(object):
             with open(script, "w") as f:
                 f.write(module.script)
             argv = (["stap", "-p4", "-r", headers, "-R", runtime, "-m", module.name]
-                    + module.options + [script])
+                    + module.options + [script] + module.args)
             try:
                 proc = subprocess.run(argv, cwd=directory, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, universal_newlines=True,
