@@ -216,9 +216,14 @@ def check_cfunctions(out, build, fixtures):
             continue
         section[what] = int(count)
     assert modules and functions, out
+    # (Python 2's range() is a C function too, called as often as sum().)
     builtins = "__builtin__" if build.startswith("python2") else "builtins"
-    top = sorted(functions, key=functions.get, reverse=True)[:2]
-    assert sorted(top) == sorted(["time.time", builtins + ".sum"]), out
+    busiest = ["time.time", builtins + ".sum"]
+    if build.startswith("python2"):
+        busiest.append("__builtin__.range")
+        assert functions["__builtin__.range"] == functions["__builtin__.sum"], out
+    top = sorted(functions, key=functions.get, reverse=True)[:len(busiest)]
+    assert sorted(top) == sorted(busiest), out
     assert functions["time.time"] == functions[builtins + ".sum"] + 2 >= 12, out
     for module in modules:
         mine = sum(n for f, n in functions.items() if f.split(".")[0] == module)

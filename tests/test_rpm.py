@@ -1,0 +1,393 @@
+"""The RPM packages of python.spec (make rpm, make srpm): what they install
+and where, the tapsets' paths, the interpreters' markers, rpmlint, and the
+tapsets elaborating (stap -p2) against the interpreters of the same
+packages, unpacked into a scratch root.
+
+The packages are built by `make check` (build/rpm/.built) before the tests
+run; run alone, the first test that needs them builds them the same way
+(nothing is rebuilt when nothing changed).  Without rpmbuild and its tools
+the tests skip, saying which is missing; with REQUIRE_ALL_CONSUMERS=1, as
+in CI, they fail instead.
+"""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+import harness
+import markers
+import staptools
+
+SPEC = os.path.join(harness.REPO, "python.spec")
+RPMLINTRC = os.path.join(harness.REPO, "python.rpmlintrc")
+# The Makefile's RPM_TOPDIR and RPM_STAMP.
+TOPDIR = os.path.join(harness.REPO, "build", "rpm")
+STAMP = os.path.join(TOPDIR, ".built")
+
+# rpmspec and rpm -E answer for the machine the packages are built on.
+TAPSETDIR = "/usr/share/systemtap/tapset"
+DOCDIR = "/usr/share/doc"
+LICENSEDIR = "/usr/share/licenses"
+INTERPRETERS = {"python-systemtap-2.7": "python2.7",
+                "python-systemtap-3.13": "python3.13"}
+EXAMPLES = "python-systemtap-examples"
+
+TOOLS = [("rpmbuild", "rpm"), ("rpmspec", "rpm"), ("rpm2cpio", "rpm"),
+         ("cpio", "cpio"), ("readelf", "binutils")]
+
+
+def unavailable(tools=TOOLS):
+    missing = ["%s (apt-get install %s)" % (t, p) for t, p in tools
+               if shutil.which(t) is None]
+    return "not installed: " + ", ".join(missing) if missing else None
+
+
+def skip_or_fail(reason):
+    if harness.REQUIRE_CONSUMERS:
+        pytest.fail("REQUIRE_ALL_CONSUMERS=1, but " + reason)
+    pytest.skip(reason)
+
+
+def need(tools=TOOLS):
+    reason = unavailable(tools)
+    if reason:
+        skip_or_fail(reason)
+
+
+def run(*command, **kw):
+    return subprocess.run(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=kw.pop("timeout", 600), **kw)
+
+
+def rpm_eval(expression):
+    return run("rpm", "--eval", expression).stdout.strip()
+
+
+def expected_prefix():
+    """python.spec's default pst_prefix."""
+    return rpm_eval("%{_libdir}") + "/python-systemtap"
+
+
+def spec_packages():
+    """{name: (version, arch, file name)} of the binary packages the spec
+    builds."""
+    proc = run("rpmspec", "-q", "--builtrpms", "--qf",
+               "%{name} %{version} %{arch} %{name}-%{version}-%{release}.%{arch}.rpm\\n", SPEC)
+    assert proc.returncode == 0, proc.stderr
+    out = {}
+    for line in proc.stdout.splitlines():
+        name, version, arch, filename = line.split()
+        out[name] = (version, arch, filename)
+    return out
+
+
+def srpm_name():
+    proc = run("rpmspec", "-q", "--srpm", "--qf", "%{name}-%{version}-%{release}.src.rpm", SPEC)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def packages():
+    """{package name: path of the built .rpm}, "src": the source package.
+    Builds them (make build/rpm/.built) if python.spec or anything it
+    packages changed since."""
+    need()
+    proc = run("make", "-s", "-C", harness.REPO, STAMP, timeout=3600)
+    assert proc.returncode == 0, "make rpm failed:\n" + proc.stdout[-3000:] + proc.stderr[-3000:]
+    found = {}
+    for name, (_, arch, filename) in spec_packages().items():
+        path = os.path.join(TOPDIR, "RPMS", arch, filename)
+        assert os.path.exists(path), "%s was not built" % path
+        found[name] = path
+    found["src"] = os.path.join(TOPDIR, "SRPMS", srpm_name())
+    assert os.path.exists(found["src"]), "%s was not built" % found["src"]
+    return found
+
+
+def file_list(rpm):
+    proc = run("rpm", "-qlp", rpm)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def payload(packages):
+    """A scratch root with every binary package's payload unpacked."""
+    root = tempfile.mkdtemp(prefix="pst-rpm-root-")
+    for name, rpm in sorted(packages.items()):
+        if name == "src":
+            continue
+        proc = subprocess.run("rpm2cpio '%s' | cpio -idm --quiet --no-absolute-filenames" % rpm,
+                              shell=True, cwd=root, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    yield root
+    shutil.rmtree(root)
+
+
+def tapset_name(series):
+    bits = rpm_eval("%{__isa_bits}")
+    return "python-systemtap-lib%s-%s.stp" % (series, bits)
+
+
+def repo_examples():
+    """The example files of the checkout, relative to examples/."""
+    top = os.path.join(harness.REPO, "examples")
+    return sorted(os.path.relpath(p, top) for p in
+                  glob.glob(os.path.join(top, "*.stp")) +
+                  glob.glob(os.path.join(top, "bpftrace", "*.bt")) +
+                  [os.path.join(top, "workload.py")])
+
+
+# --- the spec itself (no tools needed) ---------------------------------------
+
+def spec_tags(tag):
+    """[(number, value)] of the spec's SourceN or PatchN lines."""
+    with open(SPEC) as f:
+        return [(int(n), v) for n, v in
+                re.findall(r"^%s(\d+):\s*(\S+)\s*$" % tag, f.read(), flags=re.M)]
+
+
+def test_spec_applies_every_patch_in_order():
+    """Patch27NN and Patch313NN are patches/python2.7/00NN-* and
+    patches/python3.13/00NN-*, each series complete (%autopatch applies a
+    number range, in order)."""
+    got = sorted(spec_tags("Patch"))
+    want = []
+    for series in harness.series():
+        for path in sorted(glob.glob(os.path.join(harness.REPO, "patches", series, "*.patch"))):
+            base = os.path.basename(path)
+            number = int(series.replace("python", "").replace(".", "") + "%02d" % int(base[:4]))
+            want.append((number, "%s-%s" % (series, base)))
+    assert got == sorted(want)
+    with open(SPEC) as f:
+        text = f.read()
+    for series in harness.series():
+        digits = series.replace("python", "").replace(".", "")
+        assert "%%autopatch -p1 -m %s00 -M %s99" % (digits, digits) in text, series
+
+
+def test_spec_packages_every_example():
+    sources = [os.path.basename(v) for _, v in spec_tags("Source")]
+    for example in repo_examples():
+        assert os.path.basename(example) in sources, example
+
+
+# --- make srpm ---------------------------------------------------------------
+
+def test_make_srpm(packages):
+    """make srpm writes the source package, holding the spec, both pristine
+    tarballs, every patch and every source."""
+    proc = run("make", "-s", "-C", harness.REPO, "srpm")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert os.path.exists(packages["src"])
+    got = set(file_list(packages["src"]))
+    want = {"python.spec"} | set(os.path.basename(v) for _, v in
+                                 spec_tags("Source") + spec_tags("Patch"))
+    assert got == want
+    assert {"Python-2.7.18.tgz", "Python-3.13.15.tar.xz"} <= got
+
+
+# --- what the packages install -----------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(INTERPRETERS))
+def test_interpreter_package_files(packages, name):
+    """The interpreter, its library, its tapset in SystemTap's tapset
+    directory; the -devel package has the headers and libpython."""
+    series = INTERPRETERS[name]
+    prefix = expected_prefix()
+    files = set(file_list(packages[name]))
+    assert prefix + "/bin/" + series in files
+    assert "%s/lib/%s/os.py" % (prefix, series) in files
+    assert "%s/%s" % (TAPSETDIR, tapset_name(series)) in files
+    tapsets = [f for f in files if f.startswith(TAPSETDIR + "/")]
+    assert tapsets == ["%s/%s" % (TAPSETDIR, tapset_name(series))]
+    # No test suite (3.13: --disable-test-modules; 2.7: removed).
+    assert not [f for f in files if f.startswith("%s/lib/%s/test/" % (prefix, series))]
+    devel = set(file_list(packages[name + "-devel"]))
+    assert "%s/include/%s/Python.h" % (prefix, series) in devel
+    assert "%s/bin/%s-config" % (prefix, series) in devel
+    assert "%s/lib/lib%s.a" % (prefix, series) in devel
+    assert not devel & files
+
+
+def test_examples_package_files(packages):
+    """Every example of the checkout, as documentation, and nothing else
+    but README and probes.d."""
+    docdir = "%s/%s" % (DOCDIR, EXAMPLES)
+    files = file_list(packages[EXAMPLES])
+    got = sorted(os.path.relpath(f, docdir) for f in files
+                 if f.startswith(docdir + "/") and not f.endswith("/bpftrace"))
+    assert got == sorted(repo_examples() + ["README", "probes.d"])
+    proc = run("rpm", "-qp", "--qf", "%{arch}", packages[EXAMPLES])
+    assert proc.stdout == "noarch"
+    proc = run("rpm", "-qdp", packages[EXAMPLES])
+    assert sorted(proc.stdout.splitlines()) == sorted(f for f in files if not f.endswith("/bpftrace"))
+
+
+def test_nothing_clobbers_the_distributions_python(packages):
+    """Every file is under the packages' own prefix, or is one of our
+    tapsets, docs or licenses: nothing in /usr/bin, /usr/lib*/pythonX.Y,
+    /usr/include."""
+    prefix = expected_prefix()
+    allowed_dirs = {"/usr/share/systemtap", TAPSETDIR}
+    for name, rpm in packages.items():
+        if name == "src":
+            continue
+        for f in file_list(rpm):
+            ok = (f == prefix or f.startswith(prefix + "/") or f in allowed_dirs or
+                  re.match(r"%s/python-systemtap-[^/]+\.stp$" % TAPSETDIR, f) or
+                  re.match(r"(%s|%s)/python-systemtap-[^/]+(/|$)" % (DOCDIR, LICENSEDIR), f) or
+                  f.startswith("/usr/lib/.build-id/"))
+            assert ok, "%s installs %s" % (name, f)
+
+
+def test_no_build_root_in_the_payload(packages, payload):
+    """No file names the build root (rpm's check-buildroot on Fedora)."""
+    proc = run("grep", "-rlF", os.path.join(TOPDIR, "BUILDROOT"), payload)
+    assert proc.returncode == 1, proc.stdout
+
+
+# --- the tapsets and markers of the payload ----------------------------------
+
+def tapset_text(payload, series):
+    with open(payload + TAPSETDIR + "/" + tapset_name(series)) as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("name", sorted(INTERPRETERS))
+def test_tapset_names_the_installed_interpreter(packages, payload, name):
+    """The tapset probes the path where its package installs the
+    interpreter, and offers exactly the markers the build claims."""
+    series = INTERPRETERS[name]
+    installed = expected_prefix() + "/bin/" + series
+    assert installed in file_list(packages[name])
+    text = tapset_text(payload, series)
+    assert set(re.findall(r'process\("([^"]+)"\)', text)) == {installed}
+    assert re.search(r"^//\s+markers in:\s+%s$" % re.escape(installed), text, flags=re.M)
+    assert re.search(r"^//\s+probed path:\s+%s$" % re.escape(installed), text, flags=re.M)
+    claimed = markers.parse_claims(harness.REPO + "/patches/%s/markers" % series)
+    assert set(re.findall(r'\.mark\("(\w+)"\)', text)) == set(claimed)
+
+
+@pytest.mark.parametrize("name", sorted(INTERPRETERS))
+def test_payload_interpreter_carries_every_marker(payload, name):
+    """The interpreter as packaged (stripped) has a site, with probes.d's
+    arguments and a semaphore, for every marker of probes.d its build
+    claims, and no other."""
+    series = INTERPRETERS[name]
+    elf = payload + expected_prefix() + "/bin/" + series
+    probes = markers.parse_probes(harness.PROBES_D)
+    claims = markers.parse_claims(harness.claims(series))
+    results = markers.check(probes, claims, markers.read_sites(elf))
+    assert [r for r in results if not r[1]] == []
+    assert sorted(m for m, ok, msg in results if "site(s)," in msg) == sorted(claims)
+
+
+@pytest.mark.parametrize("name", sorted(INTERPRETERS))
+def test_payload_interpreter_runs(payload, name):
+    series = INTERPRETERS[name]
+    python = payload + expected_prefix() + "/bin/" + series
+    proc = run(python, "-E", "-s", "-c",
+               "import sys, json, zlib, ssl; sys.stdout.write('%d.%d' % sys.version_info[:2])")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == series[len("python"):]
+
+
+def alias_script(text, families):
+    """A script using every alias of the tapset text in these families,
+    each printing its variables."""
+    out = []
+    for alias in re.findall(r"^probe ([\w.]+) = ", text, flags=re.M):
+        family = re.sub(r"\.(import|c?function|line|gc|audit)\b.*", "", alias)
+        if family in families:
+            out.append('probe %s { printf("%%s %%s\\n", name, argstr) }' % alias)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(INTERPRETERS))
+def test_payload_tapset_elaborates(packages, payload, name):
+    """The packaged tapset, installed beside SystemTap's own (its python.stp
+    included), elaborates against the packaged interpreter: stap --sysroot
+    resolves the tapset's installed path inside the unpacked payload.
+    python.vX.* and python.vX_Y.* always work; of the plain python.*
+    names, those SystemTap's python.stp does not also define."""
+    need()
+    reason = staptools.stap_unavailable()
+    if reason:
+        skip_or_fail(reason)
+    series = INTERPRETERS[name]
+    major, minor = series[len("python"):].split(".")
+    text = tapset_text(payload, series)
+    script = alias_script(text, {"python.v" + major, "python.v%s_%s" % (major, minor)})
+    script += [line for line in alias_script(text, {"python"})
+               if not line.startswith("probe python.function.")]
+    claimed = markers.parse_claims(harness.claims(series))
+    assert len(script) == 3 * len(claimed) - 2
+    tree = tempfile.mkdtemp(prefix="pst-rpm-tapsets-")
+    try:
+        # SystemTap's tapset directory as it is with the package installed.
+        tapsets = os.path.join(tree, "tapset")
+        subprocess.run(["cp", "-rs", staptools.SYSTEM_TAPSETS, tapsets], check=True)
+        shutil.copy(payload + TAPSETDIR + "/" + tapset_name(series), tapsets)
+        with open(os.path.join(tree, "all.stp"), "w") as f:
+            f.write("\n".join(script) + "\n")
+        env = dict(os.environ, SYSTEMTAP_TAPSET=tapsets)
+        proc = run("stap", "-r", staptools.headers(), "--sysroot=" + payload, "-p2",
+                   os.path.join(tree, "all.stp"), env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        probed = staptools.derived_probes(proc.stdout)
+        elf = payload + expected_prefix() + "/bin/" + series
+        assert probed and set(p for p, _ in probed) == {elf}
+        sites = [s for s in markers.read_sites(elf) if s.provider == "python"]
+        # Each family's aliases reach every site once.
+        assert len(probed) == len(set(probed)) == len(sites)
+    finally:
+        shutil.rmtree(tree)
+
+
+# --- rpmlint -------------------------------------------------------------------
+
+def rpmlint_filters():
+    """[(explanation, regexp)] of python.rpmlintrc."""
+    filters, comment = [], []
+    with open(RPMLINTRC) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("#"):
+                comment.append(line.lstrip("# "))
+            elif line.startswith("addFilter("):
+                filters.append((" ".join(comment), line))
+            elif not line:
+                comment = []
+    return filters
+
+
+def test_rpmlintrc_explains_every_filter():
+    filters = rpmlint_filters()
+    assert filters
+    for explanation, line in filters:
+        assert explanation, "%s has no explanation above it" % line
+
+
+def test_rpmlint(packages):
+    """No errors and no warnings left but those python.rpmlintrc filters,
+    each with its reason, on the binary packages, the source package and
+    the spec."""
+    need(TOOLS + [("rpmlint", "rpmlint")])
+    rpms = [packages[n] for n in sorted(packages)]
+    proc = run("rpmlint", "-r", RPMLINTRC, *(rpms + [SPEC]), timeout=900)
+    m = re.search(r"(\d+) errors?, (\d+) warnings?", proc.stdout)
+    assert m, proc.stdout[-2000:] + proc.stderr[-2000:]
+    errors, warnings = int(m.group(1)), int(m.group(2))
+    shown = "\n".join(line for line in proc.stdout.splitlines()
+                      if re.search(r": [EW]: ", line))
+    assert errors == 0, shown
+    assert warnings == 0, shown
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
