@@ -220,7 +220,10 @@ RPM_DEFINES ?=
 RPM_FROM_DPKG := $(shell dpkg-query -W -f='$${Status}' rpm 2>/dev/null | grep -q ' installed' && echo yes)
 RPMBUILD_FLAGS = --define '_topdir $(RPM_TOPDIR)' --define '_sourcedir $(RPM_TOPDIR)/SOURCES' \
 	$(if $(RPM_FROM_DPKG),--nodeps) $(RPM_DEFINES)
-RPM_INPUTS := python.spec python.rpmlintrc probes.d README tapset/libpython.stp.in tapset/gen-tapset \
+# What the packages are built from.  README is packaged too, as the examples'
+# documentation, but an edit to it alone does not rebuild them for make check
+# (make rpm always rebuilds).
+RPM_INPUTS := python.spec python.rpmlintrc probes.d tapset/libpython.stp.in tapset/gen-tapset \
 	tests/markers.py scripts/rpm-sources.sh $(wildcard patches/*/*.patch patches/*/markers) \
 	$(wildcard examples/*.stp examples/bpftrace/*.bt) examples/workload.py
 

@@ -29,7 +29,7 @@ RPMLINTRC = os.path.join(harness.REPO, "python.rpmlintrc")
 TOPDIR = os.path.join(harness.REPO, "build", "rpm")
 STAMP = os.path.join(TOPDIR, ".built")
 
-# rpmspec and rpm -E answer for the machine the packages are built on.
+# Where the packages put their tapsets and documentation.
 TAPSETDIR = "/usr/share/systemtap/tapset"
 DOCDIR = "/usr/share/doc"
 LICENSEDIR = "/usr/share/licenses"
@@ -69,7 +69,7 @@ def rpm_eval(expression):
 
 
 def expected_prefix():
-    """python.spec's default pst_prefix."""
+    """python.spec's default pst_prefix, %{_libdir}/python-systemtap."""
     return rpm_eval("%{_libdir}") + "/python-systemtap"
 
 
@@ -123,8 +123,10 @@ def payload(packages):
     for name, rpm in sorted(packages.items()):
         if name == "src":
             continue
-        proc = subprocess.run("rpm2cpio '%s' | cpio -idm --quiet --no-absolute-filenames" % rpm,
-                              shell=True, cwd=root, stderr=subprocess.PIPE,
+        proc = subprocess.run(["bash", "-o", "pipefail", "-c",
+                               'rpm2cpio "$1" | cpio -idm --quiet --no-absolute-filenames',
+                               "unpack", rpm],
+                              cwd=root, stderr=subprocess.PIPE,
                               universal_newlines=True, timeout=600)
         assert proc.returncode == 0, proc.stderr
     yield root
@@ -179,6 +181,53 @@ def test_spec_packages_every_example():
         assert os.path.basename(example) in sources, example
 
 
+# --- scripts/rpm-sources.sh ----------------------------------------------------
+
+RPM_SOURCES = os.path.join(harness.REPO, "scripts", "rpm-sources.sh")
+
+
+def test_rpm_sources_is_shellcheck_clean():
+    need([("shellcheck", "shellcheck")])
+    proc = run("shellcheck", RPM_SOURCES)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_rpm_sources_stages_what_the_spec_names():
+    """Every Source and Patch of the spec, under the spec's names, from the
+    checkout (patches/SERIES/NNNN-x.patch as SERIES-NNNN-x.patch); a missing
+    tarball or a file the checkout lacks is an error that says so."""
+    need([("rpmspec", "rpm")])
+    scratch = tempfile.mkdtemp(prefix="pst-rpm-sources-")
+    try:
+        tarballs = os.path.join(scratch, "tarballs")
+        os.mkdir(tarballs)
+        dest = os.path.join(scratch, "SOURCES")
+        proc = run(RPM_SOURCES, SPEC, tarballs, dest)
+        assert proc.returncode == 1
+        assert "is not in %s (run 'make sources')" % tarballs in proc.stderr
+        for name in ("Python-2.7.18.tgz", "Python-3.13.15.tar.xz"):
+            open(os.path.join(tarballs, name), "w").close()
+        proc = run(RPM_SOURCES, SPEC, tarballs, dest)
+        assert proc.returncode == 0, proc.stderr
+        names = run("rpmspec", "-q", "--srpm", "--qf", "[%{SOURCE}\\n][%{PATCH}\\n]",
+                    SPEC).stdout.split()
+        assert sorted(os.listdir(dest)) == sorted(names)
+        with open(os.path.join(dest, "python2.7-0001-Add-static-markers-for-SystemTap-and-DTrace.patch")) as f, \
+                open(glob.glob(harness.REPO + "/patches/python2.7/0001-*.patch")[0]) as g:
+            assert f.read() == g.read()
+        with open(os.path.join(dest, "python3.13.markers")) as f, \
+                open(harness.REPO + "/patches/python3.13/markers") as g:
+            assert f.read() == g.read()
+        spec = os.path.join(scratch, "python.spec")
+        with open(SPEC) as f, open(spec, "w") as g:
+            g.write(f.read().replace("Source100:      calltree.stp", "Source100:      nosuch.stp"))
+        proc = run(RPM_SOURCES, spec, tarballs, dest)
+        assert proc.returncode == 1
+        assert "nosuch.stp: 0 files of that name in the checkout" in proc.stderr
+    finally:
+        shutil.rmtree(scratch)
+
+
 # --- make srpm ---------------------------------------------------------------
 
 def test_make_srpm(packages):
@@ -188,9 +237,9 @@ def test_make_srpm(packages):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert os.path.exists(packages["src"])
     got = set(file_list(packages["src"]))
-    want = {"python.spec"} | set(os.path.basename(v) for _, v in
-                                 spec_tags("Source") + spec_tags("Patch"))
-    assert got == want
+    proc = run("rpmspec", "-q", "--srpm", "--qf", "[%{SOURCE}\\n][%{PATCH}\\n]", SPEC)
+    assert proc.returncode == 0, proc.stderr
+    assert got == {"python.spec"} | set(proc.stdout.split())
     assert {"Python-2.7.18.tgz", "Python-3.13.15.tar.xz"} <= got
 
 
@@ -222,13 +271,16 @@ def test_examples_package_files(packages):
     but README and probes.d."""
     docdir = "%s/%s" % (DOCDIR, EXAMPLES)
     files = file_list(packages[EXAMPLES])
-    got = sorted(os.path.relpath(f, docdir) for f in files
-                 if f.startswith(docdir + "/") and not f.endswith("/bpftrace"))
-    assert got == sorted(repo_examples() + ["README", "probes.d"])
+    dirs = [docdir, docdir + "/bpftrace"]
+    docs = sorted(f for f in files if f not in dirs)
+    assert sorted(os.path.relpath(f, docdir) for f in docs) == \
+        sorted(repo_examples() + ["README", "probes.d"])
+    assert sorted(files) == sorted(docs + dirs)
     proc = run("rpm", "-qp", "--qf", "%{arch}", packages[EXAMPLES])
     assert proc.stdout == "noarch"
+    # All marked as documentation (rpm --excludedocs leaves them out).
     proc = run("rpm", "-qdp", packages[EXAMPLES])
-    assert sorted(proc.stdout.splitlines()) == sorted(f for f in files if not f.endswith("/bpftrace"))
+    assert sorted(proc.stdout.splitlines()) == docs
 
 
 def test_nothing_clobbers_the_distributions_python(packages):
@@ -244,8 +296,32 @@ def test_nothing_clobbers_the_distributions_python(packages):
             ok = (f == prefix or f.startswith(prefix + "/") or f in allowed_dirs or
                   re.match(r"%s/python-systemtap-[^/]+\.stp$" % TAPSETDIR, f) or
                   re.match(r"(%s|%s)/python-systemtap-[^/]+(/|$)" % (DOCDIR, LICENSEDIR), f) or
-                  f.startswith("/usr/lib/.build-id/"))
+                  f == "/usr/lib/.build-id" or f.startswith("/usr/lib/.build-id/"))
             assert ok, "%s installs %s" % (name, f)
+
+
+def test_dependencies_stay_within_the_packages(packages):
+    """A file the packages require is /bin/sh or one of their own (the
+    interpreters their scripts name: no /usr/local/bin/python, no
+    /usr/bin/env python); they neither require nor provide python(abi) or
+    their private extension modules (math.so()(64bit))."""
+    ours = set()
+    for name, rpm in packages.items():
+        if name != "src":
+            ours.update(file_list(rpm))
+    for name, rpm in packages.items():
+        if name == "src":
+            continue
+        requires = run("rpm", "-qp", "--requires", rpm).stdout.splitlines()
+        for req in requires:
+            if req.startswith("/"):
+                assert req == "/bin/sh" or req in ours, "%s requires %s" % (name, req)
+            assert not req.startswith("python(abi)"), "%s requires %s" % (name, req)
+        provides = run("rpm", "-qp", "--provides", rpm).stdout.splitlines()
+        for prov in provides:
+            assert prov.startswith(name + " ") or prov.startswith(name + "(") or \
+                prov.startswith(name.replace("-devel", "-static") + " "), \
+                "%s provides %s" % (name, prov)
 
 
 def test_no_build_root_in_the_payload(packages, payload):
@@ -300,6 +376,13 @@ def test_payload_interpreter_runs(payload, name):
     assert proc.stdout == series[len("python"):]
 
 
+def site_locations(elf):
+    """The addresses of the python provider's marker sites in elf."""
+    out = run("readelf", "--notes", "--wide", elf).stdout
+    return set(int(loc, 16) for loc in re.findall(
+        r"Provider: python\s+Name: \w+\s+Location: (0x[0-9a-f]+)", out))
+
+
 def alias_script(text, families):
     """A script using every alias of the tapset text in these families,
     each printing its variables."""
@@ -342,12 +425,13 @@ def test_payload_tapset_elaborates(packages, payload, name):
         proc = run("stap", "-r", staptools.headers(), "--sysroot=" + payload, "-p2",
                    os.path.join(tree, "all.stp"), env=env, timeout=300)
         assert proc.returncode == 0, proc.stderr
+        # The probes name the installed path; their addresses are those of
+        # every marker site of the packaged binary, which stap read in the
+        # scratch root (nothing is installed at that path on this machine).
+        installed = expected_prefix() + "/bin/" + series
         probed = staptools.derived_probes(proc.stdout)
-        elf = payload + expected_prefix() + "/bin/" + series
-        assert probed and set(p for p, _ in probed) == {elf}
-        sites = [s for s in markers.read_sites(elf) if s.provider == "python"]
-        # Each family's aliases reach every site once.
-        assert len(probed) == len(set(probed)) == len(sites)
+        assert set(p for p, _ in probed) == {installed}
+        assert set(int(a, 16) for _, a in probed) == site_locations(payload + installed)
     finally:
         shutil.rmtree(tree)
 
