@@ -25,6 +25,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import warnings
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS)
@@ -329,9 +330,22 @@ class Stap(object):
         from guest.session import session
         result = session().result(jobs.semantics_name(build, script, fixture))
         self.details = result.describe()
-        out = result.output()
         prefix = result.job.data["fixtures"]
-        return [line.replace(prefix, "") for line in out.splitlines()]
+
+        def events(name):
+            return [line.replace(prefix, "") for line in result.output(name).splitlines()]
+
+        got = events("out.txt")
+        if fixture in jobs.RUN_TWICE:
+            # jobs.RUN_TWICE says why: a first run that lost only its tail
+            # is replaced by the second, loudly.
+            want = read_expected(build, fixture)
+            if got != want and got == want[:len(got)]:
+                warnings.warn("stap: the first guest run of %s on %s ended after %d of %d "
+                              "events; the second run is checked" % (fixture, build, len(got),
+                                                                     len(want)))
+                got = events(jobs.SECOND_RUN)
+        return got
 
 
 CONSUMERS = [Bpftrace(), Gdb(), Stap()]

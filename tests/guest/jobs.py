@@ -61,11 +61,25 @@ def semantics(run):
         name = semantics_name(build, script, fixture)
         module = consumer_module(build, script)
         fixtures = run.fixtures(name)
-        command = staprun(run.module(module),
-                          "%s %s%s.py" % (harness.interpreter(build), fixtures, fixture),
-                          params=[("dir", fixtures)])
+        target = "%s %s%s.py" % (harness.interpreter(build), fixtures, fixture)
+        command = staprun(run.module(module), target, params=[("dir", fixtures)])
+        if fixture in RUN_TWICE:
+            command += " && " + staprun(run.module(module), target, params=[("dir", fixtures)],
+                                        output=SECOND_RUN)
         jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
     return jobs
+
+
+# SystemTap 4.8 in the TCG guest has twice, in some ten CI-like runs, ended
+# the output of a deep_calls run (the fixture with the longest burst of
+# events: 1000 in a few milliseconds) early: status 0, no loss reported,
+# the first events exact and the rest missing; once on the free-threaded
+# build, once on the tier-2 one, never under bpftrace or gdb, never
+# reproduced on demand.  Its jobs run it a second time (into SECOND_RUN);
+# harness.Stap accepts the second run only when the first lost nothing but
+# its tail, and says so.
+RUN_TWICE = ("deep_calls",)
+SECOND_RUN = "out-2.txt"
 
 
 # --- test_guest.py: issue 5's seed command ---------------------------------
