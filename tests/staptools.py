@@ -75,6 +75,17 @@ def stap_unavailable():
     return None
 
 
+def need_stap():
+    """Skip the calling test where stap cannot run here (fail instead under
+    REQUIRE_ALL_CONSUMERS=1)."""
+    import pytest
+    reason = stap_unavailable()
+    if reason:
+        if harness.REQUIRE_CONSUMERS:
+            pytest.fail("REQUIRE_ALL_CONSUMERS=1 but stap cannot run: " + reason)
+        pytest.skip(reason)
+
+
 class TapsetTree(object):
     """A scratch copy of SystemTap's tapset directory (symbolic links to
     its files, SystemTap's python.stp included) with our tapsets installed

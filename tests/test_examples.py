@@ -53,14 +53,6 @@ def cases():
 CASES = list(cases())
 
 
-def need_stap():
-    reason = staptools.stap_unavailable()
-    if reason:
-        if harness.REQUIRE_CONSUMERS:
-            pytest.fail("REQUIRE_ALL_CONSUMERS=1 but stap cannot run: " + reason)
-        pytest.skip(reason)
-
-
 def test_every_example_is_checked():
     """Each example elaborates somewhere, and the guest runs them all."""
     examples = staptools.examples()
@@ -95,7 +87,7 @@ def tree_for(trees, build):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "%s-%s" % c)
 def test_example_elaborates(trees, case):
     build, example = case
-    need_stap()
+    staptools.need_stap()
     tree = tree_for(trees, build)
     args = [a for e, a, _ in GUEST_CASES if e == example][0]
     proc = tree.stap("-p2", os.path.join(staptools.EXAMPLES, example), *args)

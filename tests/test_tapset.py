@@ -256,14 +256,6 @@ def test_install_to_destdir(linkage):
 
 # --- with stap ---------------------------------------------------------------
 
-def need_stap():
-    reason = staptools.stap_unavailable()
-    if reason:
-        if harness.REQUIRE_CONSUMERS:
-            pytest.fail("REQUIRE_ALL_CONSUMERS=1 but stap cannot run: " + reason)
-        pytest.skip(reason)
-
-
 def every_alias_script(aliases):
     """One probe per alias printing every variable it offers."""
     out = []
@@ -278,7 +270,7 @@ def every_alias_script(aliases):
 def test_every_alias_elaborates(build):
     """-L lists exactly the aliases with their variables and types; a script
     using them all elaborates for --privilege=stapusr (no embedded C)."""
-    need_stap()
+    staptools.need_stap()
     expected = expected_aliases(build)
     with staptools.TapsetTree([harness.interpreter(build)]) as tree:
         proc = tree.stap("-L", "python*.**")
@@ -309,7 +301,7 @@ def test_seed_next_to_systemtaps_python_stp(installed):
     """With SystemTap's python.stp in place, the seed works once our tapsets
     are installed, and probes each function__entry site exactly once; without
     our python.stp, SystemTap's definition breaks it."""
-    need_stap()
+    staptools.need_stap()
     with open(os.path.join(staptools.SYSTEM_TAPSETS, "python.stp")) as f:
         assert "python.function.entry" in f.read(), "SystemTap's python.stp changed"
     with_markers = [b for b in installed
@@ -336,7 +328,7 @@ def test_seed_next_to_systemtaps_python_stp(installed):
 def test_a_missing_python_breaks_nothing():
     """A tapset whose Python is gone: unrelated scripts and the other
     Pythons' aliases still work."""
-    need_stap()
+    staptools.need_stap()
     with_markers = [b for b in BUILDS if "function__entry" in elf_markers(harness.marker_object(b))]
     scratch = tempfile.mkdtemp(prefix="pst-gone-")
     try:

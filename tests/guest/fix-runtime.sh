@@ -38,6 +38,8 @@ runtime=${SYSTEMTAP_RUNTIME:-/usr/share/systemtap/runtime}
 [ -f "$runtime/stp_task_work.c" ] || die "$runtime/stp_task_work.c is missing (apt-get install systemtap)"
 
 # Debian's arch headers include the common ones: include/linux lives there.
+# No include line (headers that are not split): only $headers is searched,
+# and the loop below dies if task_work.h is in neither.
 common=$(sed -n 's|^include \(.*\)/Makefile$|\1|p' "$headers/Makefile" 2>/dev/null || true)
 task_work_h=
 for dir in "$headers" ${common:+"$common"}; do

@@ -32,6 +32,16 @@ def object_script(path, build):
         return f.read().replace("@OBJECT@", harness.marker_object(build))
 
 
+def as_typed(run, name, module, build, fixture):
+    """Job name: module run with -c `python FIXTURE.py` from the fixture's
+    directory, as a user types it."""
+    fixtures = run.fixtures(name)
+    command = "cd %s && %s" % (fixtures, staprun(
+        run.module(module), "%s %s.py" % (harness.interpreter(build), fixture),
+        output=os.path.join(run.job_dir(name), "out.txt")))
+    return Job(name, command, [module], data={"fixtures": fixtures})
+
+
 def claimed(build):
     return markers.parse_claims(harness.claims(build))
 
@@ -145,12 +155,7 @@ def seed(run):
                             % harness.marker_object(build)))
             continue
         module = Module("pst_seed_" + ident(os.path.basename(tapsets)), SEED + "\n", ["-I", tapsets])
-        # `python fixture.py` from the fixture's directory, as a user types it.
-        fixtures = run.fixtures(name)
-        command = "cd %s && %s" % (fixtures, staprun(
-            run.module(module), "%s %s.py" % (harness.interpreter(build), SEED_FIXTURE),
-            output=os.path.join(run.job_dir(name), "out.txt")))
-        jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
+        jobs.append(as_typed(run, name, module, build, SEED_FIXTURE))
     return jobs
 
 
@@ -376,11 +381,7 @@ def examples(run):
             module = Module("pst_example_%s_%s" % (ident(example[:-len(".stp")]),
                                                    ident(os.path.basename(tapsets))),
                             script, ["-I", tapsets], args)
-            fixtures = run.fixtures(name)
-            command = "cd %s && %s" % (fixtures, staprun(
-                run.module(module), "%s %s.py" % (harness.interpreter(build), fixture),
-                output=os.path.join(run.job_dir(name), "out.txt")))
-            jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
+            jobs.append(as_typed(run, name, module, build, fixture))
     return jobs
 
 
