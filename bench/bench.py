@@ -19,12 +19,14 @@ then measures:
   live      (d): per-event cost of count-only bpftrace consumers, on the
             5-byte sites of (c) and on the same binary with 1-byte sites,
             against the floor of a C loop (bench/floor.c)
+  work      (d): the interpreter's own work per event while a consumer is
+            attached, in instructions (callgrind; the uprobe excluded)
 
 and writes build/bench/results.json; bench/report.py turns that into
 docs/performance.md and docs/performance.svg.  The benchmark asserts
 nothing: it exits non-zero only when something could not be measured.
 
-usage: bench.py [--phases build,text,callgrind,layout,wall,live] [--repeats N]
+usage: bench.py [--phases build,text,callgrind,layout,wall,live,work] [--repeats N]
                 [--live-repeats N] [--keep]
 """
 
@@ -194,33 +196,63 @@ def nop1_copy(name):
 
 # --- ELF ---------------------------------------------------------------------
 
-def stapsdt_sites(path):
-    """[(marker, file offset of its site)] from readelf -n and the section
-    headers (the sites are in .text)."""
+def stapsdt_notes(path):
+    """[(marker, file offset of its site, file offset of its semaphore or
+    None)] from readelf -n and the program headers."""
     notes = output(["readelf", "-n", path])
-    sites = []
+    found = []
     name = None
     for line in notes.splitlines():
         m = re.match(r"\s+Name: (\S+)", line)
         if m:
             name = m.group(1)
-        m = re.match(r"\s+Location: (0x[0-9a-f]+)", line)
+        m = re.match(r"\s+Location: (0x[0-9a-f]+).*Semaphore: (0x[0-9a-f]+)", line)
         if m:
-            sites.append((name, int(m.group(1), 16)))
+            found.append((name, int(m.group(1), 16), int(m.group(2), 16)))
     segs = []
     for line in output(["readelf", "-lW", path]).splitlines():
         f = line.split()
         if f and f[0] == "LOAD":
+            # vaddr, file offset, size in the file
             segs.append((int(f[2], 16), int(f[1], 16), int(f[4], 16)))
-    out = []
-    for marker, addr in sites:
+
+    def offset(addr, what):
         for vaddr, off, size in segs:
             if vaddr <= addr < vaddr + size:
-                out.append((marker, addr - vaddr + off))
-                break
-        else:
-            raise Unmeasured("%s: site %#x of %s is in no segment" % (path, addr, marker))
-    return out
+                return addr - vaddr + off
+        raise Unmeasured("%s: %s %#x is in no segment's file contents" % (path, what, addr))
+
+    return [(marker, offset(site, "site of " + marker),
+             offset(sem, "semaphore of " + marker) if sem else None)
+            for marker, site, sem in found]
+
+
+def stapsdt_sites(path):
+    """[(marker, file offset of its site)]"""
+    return [(marker, site) for marker, site, _ in stapsdt_notes(path)]
+
+
+def forced_copy(name, markers):
+    """A copy of (c)'s interpreter in which the semaphores of markers start
+    at 1, as if a consumer were attached: the interpreter does all its work
+    for those markers while the sites stay nops, so callgrind can count
+    that work (no uprobe runs under valgrind anyway).  It lives next to the
+    original, so it finds the same standard library."""
+    src = python_of(name)
+    dst = "%s-forced-%s" % (src, "-".join(sorted(markers)))
+    data = bytearray(open(src, "rb").read())
+    done = set()
+    for marker, _, sem in stapsdt_notes(src):
+        if marker in markers and sem is not None:
+            data[sem] = 1
+            done.add(marker)
+    if done != set(markers):
+        raise Unmeasured("%s: no semaphore for %s" % (src, sorted(set(markers) - done)))
+    with open(dst + ".tmp", "wb") as f:
+        f.write(data)
+    os.chmod(dst + ".tmp", 0o755)
+    os.rename(dst + ".tmp", dst)
+    return dst
 
 
 def elf_sections(path, prefix=".text"):
@@ -370,16 +402,19 @@ def callgrind_file(build, name):
 
 
 def callgrind(build, name):
-    out = callgrind_file(build, name)
+    return callgrind_run(workload_cmd(python_of(build), name), callgrind_file(build, name))
+
+
+def callgrind_run(cmd, out):
+    """Instructions cmd executes, whole process; callgrind's data in out."""
     os.makedirs(os.path.dirname(out), exist_ok=True)
     # Without address-space randomisation the counts repeat exactly.
     run(["setarch", "-R", "valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
-        + workload_cmd(python_of(build), name), env=py_env(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        + cmd, env=py_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for line in open(out):
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])
-    raise Unmeasured("callgrind gave no total for %s %s" % (build, name))
+    raise Unmeasured("callgrind gave no total for %s" % " ".join(cmd))
 
 
 def functions(cgfile):
@@ -520,6 +555,11 @@ LIVE_WORKLOAD = {"function": "calls", "line": "calls", "cfunction": "builtins_c"
                  "gc": "calls", "import": "calls"}
 LIVE_N = {"calls": 150000, "builtins_c": 20000}
 LIVE_BUILDS = ["py27-c", "py313-c"]
+# phase_work: the consumers whose interpreter work it counts, on workloads
+# this many times smaller than the live phase's (instruction counts need
+# no long runs).
+WORK_CONSUMERS = ["function", "cfunction", "line"]
+WORK_SCALE = 5
 
 
 def bpftrace_program(elf, markers):
@@ -555,24 +595,37 @@ def floor_binaries():
     return out
 
 
+FLOOR_HITS = 2000000
+
+
+def floor_once(exe):
+    """One run of the C loop without and one with a count-only consumer:
+    (ns without, ns with, hits counted)."""
+    plain = int(output([exe, str(FLOOR_HITS)]))
+    prog = "usdt:%s:bench:hit { @e = count(); }" % exe
+    p = subprocess.run(["bpftrace", "-q", "-e", prog, "-c", "%s %d" % (exe, FLOOR_HITS)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True)
+    lines = [x for x in p.stdout.split() if x.isdigit()]
+    m = re.search(r"@e: (\d+)", p.stdout)
+    if p.returncode != 0 or not m or not lines:
+        raise Unmeasured("bpftrace on %s failed: %s" % (exe, p.stderr[-300:]))
+    return plain, int(lines[0]), int(m.group(1))
+
+
+def floor_ns(runs):
+    """ns per hit over floor_once() runs (medians)."""
+    plain, probed, events = zip(*runs)
+    return (statistics.median(probed) - statistics.median(plain)) / statistics.median(events)
+
+
 def phase_live(res, repeats):
     live = res["live"] = {"floor": {}, "python": {}}
-    hits = 2000000
-    for kind, exe in sorted(floor_binaries().items()):
-        plain, probed, events = [], [], []
-        for _ in range(repeats):
-            plain.append(int(output([exe, str(hits)])))
-            prog = "usdt:%s:bench:hit { @e = count(); }" % exe
-            p = subprocess.run(["bpftrace", "-q", "-e", prog, "-c", "%s %d" % (exe, hits)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               universal_newlines=True)
-            lines = [x for x in p.stdout.split() if x.isdigit()]
-            m = re.search(r"@e: (\d+)", p.stdout)
-            if p.returncode != 0 or not m:
-                raise Unmeasured("bpftrace on %s failed: %s" % (exe, p.stderr[-300:]))
-            probed.append(int(lines[0]))
-            events.append(int(m.group(1)))
-        ns = (statistics.median(probed) - statistics.median(plain)) / statistics.median(events)
+    floors = floor_binaries()
+    for kind, exe in sorted(floors.items()):
+        runs = [floor_once(exe) for _ in range(repeats)]
+        plain, probed, events = zip(*runs)
+        ns = floor_ns(runs)
         live["floor"][kind] = {"ns_per_hit": ns, "hits": statistics.median(events),
                                "plain_ns": statistics.median(plain),
                                "traced_ns": statistics.median(probed)}
@@ -591,21 +644,77 @@ def phase_live(res, repeats):
             for kind, elf in (("5", five), ("1", one)):
                 # Events outside main(n) (startup, exit) are counted apart.
                 _, base_events = traced(elf, markers, workload_cmd(elf, w, 0, timed=True))
-                plain, probed, events = [], [], []
+                plain, probed, events, floor = [], [], [], []
                 for _ in range(repeats):
                     plain.append(float(output(workload_cmd(elf, w, n, timed=True), env=py_env())))
                     t, e = traced(elf, markers, workload_cmd(elf, w, n, timed=True))
                     probed.append(float(t))
                     events.append(e)
+                    if consumer == "function":
+                        # The floor again, between the runs it is compared
+                        # with: this VM's speed drifts by tens of percent.
+                        floor.append(floor_once(floors[kind]))
                 ev = statistics.median(events) - base_events
                 tp, tt = statistics.median(plain), statistics.median(probed)
                 case = {"workload": w, "n": n, "events": ev, "plain_s": tp, "traced_s": tt,
                         "slowdown": tt / tp,
                         "ns_per_event": (tt - tp) * 1e9 / ev if ev > 0 else None}
+                if floor:
+                    case["floor_ns_per_hit"] = floor_ns(floor)
                 entry["cases"]["%s/%s" % (consumer, kind)] = case
                 log("live %-4s %-9s %s-byte: %d events, x%.3f, %s ns/event" % (
                     py, consumer, kind, ev, case["slowdown"],
                     "%.0f" % case["ns_per_event"] if case["ns_per_event"] else "-"))
+
+
+def phase_work(res, jobs):
+    """The interpreter's own work per event while a consumer is attached,
+    in instructions: callgrind runs the workload on (c) and on a copy with
+    the consumer's semaphores set (forced_copy()), at size n and 0, and the
+    difference of the differences is divided by the events bpftrace counts
+    in main(n).  Deterministic, unlike the wall clock of the live phase; the
+    uprobe itself is not included (valgrind runs no uprobe)."""
+    from concurrent.futures import ThreadPoolExecutor
+    work = res["work"] = {}
+    runs = []
+    for name in LIVE_BUILDS:
+        python = python_of(name)
+        for consumer in WORK_CONSUMERS:
+            markers = CONSUMERS[consumer]
+            w = LIVE_WORKLOAD[consumer]
+            n = LIVE_N[w] // WORK_SCALE
+            forced = forced_copy(name, markers)
+            _, e0 = traced(python, markers, workload_cmd(python, w, 0, timed=True))
+            _, en = traced(python, markers, workload_cmd(python, w, n, timed=True))
+            work.setdefault(BUILDS[name][0], {})[consumer] = {
+                "workload": w, "n": n, "events": en - e0}
+            for label, exe in (("plain", python), ("forced", forced)):
+                for size in (0, n):
+                    runs.append((name, consumer, label, size, exe, w))
+
+    def one(r):
+        name, consumer, label, size, exe, w = r
+        out = os.path.join(BUILD, "callgrind", "work.%s.%s.%s.%d.out" % (
+            name, consumer, label, size))
+        return r, callgrind_run(workload_cmd(exe, w, size), out)
+
+    counts = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for (name, consumer, label, size, _, _), ir in pool.map(one, runs):
+            counts[name, consumer, label, size] = ir
+    for name in LIVE_BUILDS:
+        py = BUILDS[name][0]
+        for consumer in WORK_CONSUMERS:
+            c = work[py][consumer]
+            n = c["n"]
+            extra = ((counts[name, consumer, "forced", n] - counts[name, consumer, "forced", 0])
+                     - (counts[name, consumer, "plain", n] - counts[name, consumer, "plain", 0]))
+            if c["events"] <= 0:
+                raise Unmeasured("%s: no %s events in %s" % (name, consumer, c["workload"]))
+            c["instructions"] = extra
+            c["per_event"] = extra / c["events"]
+            log("work %-4s %-9s %d events, %.0f instructions per event" % (
+                py, consumer, c["events"], c["per_event"]))
 
 
 # --- main ------------------------------------------------------------------------
@@ -640,7 +749,7 @@ def machine():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--phases", default="build,text,callgrind,layout,wall,live")
+    ap.add_argument("--phases", default="build,text,callgrind,layout,wall,live,work")
     ap.add_argument("--repeats", type=int, default=7, help="wall-clock repeats")
     ap.add_argument("--live-repeats", type=int, default=5)
     ap.add_argument("--keep", action="store_true",
@@ -678,6 +787,7 @@ def main():
             ("layout", lambda: phase_layout(res, int(os.environ.get("JOBS", "2")))),
             ("wall", lambda: phase_wall(res, args.repeats)),
             ("live", lambda: phase_live(res, args.live_repeats)),
+            ("work", lambda: phase_work(res, int(os.environ.get("JOBS", "2")))),
         ]
         for phase, fn in steps:
             if phase not in phases:

@@ -48,6 +48,12 @@ def ratios(data, py, num, den="a"):
     return out
 
 
+def case_floor(case, floor):
+    """The floor a live case is held to: the one measured between its own
+    runs when there is one, else the run's floor."""
+    return case.get("floor_ns_per_hit") or floor["ns_per_hit"]
+
+
 class Report:
     def __init__(self, res):
         self.res = res
@@ -228,7 +234,8 @@ class Report:
                  "each site rewritten to `90` + a 4-byte nop, so that the uprobe sits on a "
                  "1-byte nop as with plain sys/sdt.h and nothing else changes.  The floor: "
                  "bench/floor.c, one marker in a C loop, 2M hits, built with sys/sdt.h's "
-                 "1-byte nop and with the 5-byte one.", "")
+                 "1-byte nop and with the 5-byte one; it runs again between the runs of "
+                 "each function case, whose bar is held to that floor.", "")
         if not live:
             self.add("_Not measured._", "")
             return
@@ -263,11 +270,13 @@ class Report:
                 c = e["cases"].get("function/%s" % kind)
                 if c and c["ns_per_event"] and kind in fl:
                     per_call = 2 * c["ns_per_event"]
-                    limit = LIVE_FACTOR * fl[kind]["ns_per_hit"]
+                    floor = case_floor(c, fl[kind])
+                    limit = LIVE_FACTOR * floor
                     self.bars.append((
                         "(d) function tracing per call <= 2 x floor + 10%%, %s, %s-byte" % (
                             py, kind),
-                        "%.0f ns per call, limit %.0f" % (per_call, limit), per_call <= limit))
+                        "%.0f ns per call, limit %.0f (floor %.0f)" % (per_call, limit, floor),
+                        per_call <= limit))
             c5, c1 = e["cases"].get("function/5"), e["cases"].get("function/1")
             if c5 and c1 and c5["ns_per_event"] and c1["ns_per_event"]:
                 sp = c1["ns_per_event"] / c5["ns_per_event"]
@@ -279,6 +288,20 @@ class Report:
                     self.bars.append(("(d) only a %s probe enabled: call-heavy code not slowed, %s"
                                       % (consumer, py), "x%.3f wall" % c["slowdown"], None))
             self.live_plot[py] = e["cases"]
+            work = (self.res.get("work") or {}).get(py)
+            if work:
+                self.add("The interpreter's own work per event with the consumer attached, "
+                         "in instructions (callgrind, phase `work`: the same build with the "
+                         "consumer's semaphores set in a copy of the binary, so that every "
+                         "marker does its work while its site stays a nop; valgrind runs no "
+                         "uprobe, so the uprobe is not in these counts).  Unlike the wall "
+                         "clock above, these counts repeat exactly.", "", table(
+                             ["consumer", "workload", "events", "instructions per event",
+                              "per call"],
+                             [[k, c["workload"], "%d" % c["events"], "%.0f" % c["per_event"],
+                               "%.0f" % (2 * c["per_event"]) if k in ("function", "cfunction")
+                               else "-"]
+                              for k, c in sorted(work.items())]), "")
         if "1" in fl and "5" in fl:
             sp = fl["1"]["ns_per_hit"] / fl["5"]["ns_per_hit"]
             self.bars.append(("(d) floor: 5-byte sites >= %.1fx cheaper per hit (C)" %
@@ -470,23 +493,30 @@ def closing_notes(rep):
     for py, e in (live.get("python") or {}).items():
         c = e["cases"].get("function/5")
         fl = live.get("floor", {}).get("5")
-        if c and fl and c["ns_per_event"] and 2 * c["ns_per_event"] > LIVE_FACTOR * fl["ns_per_hit"]:
+        work = ((rep.res.get("work") or {}).get(py) or {}).get("function")
+        if c and fl and c["ns_per_event"] and \
+                2 * c["ns_per_event"] > LIVE_FACTOR * case_floor(c, fl):
             notes.append(
                 "Python %s, (d): a traced call costs %.0f ns against a floor of 2 x %.0f ns: "
                 "the rest is the interpreter's own work per event with a consumer attached "
-                "(computing the file, function and module names and the line number for "
-                "each marker%s), which the uprobe floor does not include." % (
-                    PY_LABEL[py], 2 * c["ns_per_event"], fl["ns_per_hit"],
-                    "; on 3.13 also the PEP 669 instrumentation and the legacy "
-                    "profile hooks that the markers fire from" if py == "3.13" else ""))
+                "(the file, function and module names and the line number for each "
+                "marker%s)%s, which the uprobe floor does not include.  The bar leaves "
+                "that work 10%% of two uprobe hits, about %.0f ns per call here." % (
+                    PY_LABEL[py], 2 * c["ns_per_event"], case_floor(c, fl),
+                    "; on 3.13 also the PEP 669 instrumentation that brings the frame "
+                    "events to them" if py == "3.13" else "",
+                    ": %.0f instructions per call (phase `work`)" % (2 * work["per_event"])
+                    if work else "",
+                    0.2 * case_floor(c, fl)))
     if live:
         notes.append(
             "The live numbers are wall-clock medians on a 2-core VM shared with other "
             "builds and test runs: a run with a consumer and one without see different "
             "load, so per-event costs and the 5-byte/1-byte ratios move by 10-20%% from "
             "run to run (the C floor's ratio, about 2.1x on an idle machine, was "
-            "%.2fx here).  Bars of (d) that miss by less than that are within noise; the "
-            "3.13 per-call cost is not (see above)." % (
+            "%.2fx here).  The function bars compare each case with the floor measured "
+            "between its own runs, which takes the drift of the machine's speed out; bars "
+            "of (d) that miss by less than the noise are within it." % (
                 live["floor"]["1"]["ns_per_hit"] / live["floor"]["5"]["ns_per_hit"]
                 if "1" in live.get("floor", {}) and "5" in live.get("floor", {}) else float("nan")))
         fl = live.get("floor", {})

@@ -23,7 +23,8 @@ ORACLE_SEES = ("function__", "cfunction__", "line ")
 # Not fixtures with an expected output: the oracle, a module a fixture
 # imports, the fixtures of the property tests at the end, and the busy loop
 # the examples run in the guest (test_examples.py).
-NOT_COMPARED = ("oracle.py", "dtrace_helper.py", "threads.py", "attach.py", "spin.py")
+NOT_COMPARED = ("oracle.py", "dtrace_helper.py", "threads.py", "attach.py", "spin.py",
+                "profiled.py")
 
 
 def cases():
@@ -127,3 +128,23 @@ def test_attach_to_running_program(build):
         ("function__return", "main"),
         ("function__return", "<module>"),
     ]
+
+
+@pytest.mark.parametrize("build", builds_claiming("function__entry"))
+def test_program_with_own_profiler(build):
+    """The program profiles itself for a while: the markers see the same
+    calls, with the same values, before, during and after (on 3.13 they
+    then come through the profile hooks instead of straight from PEP 669's
+    dispatch), and the program's profile function sees exactly its own
+    events (the fixture calls verdict_right() if so)."""
+    events = bpftrace().run(build, "calls", "profiled")
+    names = ("work", "leaf", "verdict_right", "verdict_wrong")
+    calls = [e for e in events
+             if e.startswith("function__") and e.split()[2] in names]
+    one_round = [("function__entry", "work"), ("function__entry", "leaf"),
+                 ("function__return", "leaf"), ("function__entry", "leaf"),
+                 ("function__return", "leaf"), ("function__return", "work")]
+    assert [tuple(e.split()[:3:2]) for e in calls] == one_round * 3 + [
+        ("function__entry", "verdict_right"), ("function__return", "verdict_right")]
+    before, during, after = calls[0:6], calls[6:12], calls[12:18]
+    assert before == during == after
