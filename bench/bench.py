@@ -751,7 +751,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--phases", default="build,text,callgrind,layout,wall,live,work")
     ap.add_argument("--repeats", type=int, default=7, help="wall-clock repeats")
-    ap.add_argument("--live-repeats", type=int, default=5)
+    ap.add_argument("--live-repeats", type=int, default=9)
     ap.add_argument("--keep", action="store_true",
                     help="merge into the existing results.json instead of starting anew")
     args = ap.parse_args()

@@ -148,3 +148,21 @@ def test_program_with_own_profiler(build):
         ("function__entry", "verdict_right"), ("function__return", "verdict_right")]
     before, during, after = calls[0:6], calls[6:12], calls[12:18]
     assert before == during == after
+
+
+@pytest.mark.parametrize("build", builds_claiming("function__entry"))
+def test_balanced_from_the_start(build):
+    """A program started under a consumer: every return of every thread has
+    its entry, from the interpreter's first frame (on 3.13, the frame whose
+    RESUME turns the hooks on included) to its last, and all of them
+    return."""
+    events = bpftrace().trace(build, "every_call", "call_stack")
+    assert len(events) > 100, events
+    depth = {}
+    for tid, event in events:
+        kind = event.split()[0]
+        depth[tid] = depth.get(tid, 0) + (1 if kind == "function__entry" else -1)
+        assert depth[tid] >= 0, (tid, event)
+    assert all(d == 0 for d in depth.values()), depth
+    first = events[0][1].split()
+    assert first[0] == "function__entry", first
