@@ -187,11 +187,15 @@ def nop1_copy(name):
             raise Unmeasured("%s: site at file offset %#x is %s, not a 5-byte nop"
                              % (src, off, bytes(data[off:off + 5]).hex()))
         data[off:off + 5] = b"\x90\x0f\x1f\x40\x00"
-    with open(dst + ".tmp", "wb") as f:
-        f.write(data)
-    os.chmod(dst + ".tmp", 0o755)
-    os.rename(dst + ".tmp", dst)
+    write_executable(dst, data)
     return dst, len(sites)
+
+
+def write_executable(path, data):
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
+    os.chmod(path + ".tmp", 0o755)
+    os.rename(path + ".tmp", path)
 
 
 # --- ELF ---------------------------------------------------------------------
@@ -248,10 +252,7 @@ def forced_copy(name, markers):
             done.add(marker)
     if done != set(markers):
         raise Unmeasured("%s: no semaphore for %s" % (src, sorted(set(markers) - done)))
-    with open(dst + ".tmp", "wb") as f:
-        f.write(data)
-    os.chmod(dst + ".tmp", 0o755)
-    os.rename(dst + ".tmp", dst)
+    write_executable(dst, data)
     return dst
 
 
