@@ -560,6 +560,9 @@ LIVE_BUILDS = ["py27-c", "py313-c"]
 # this many times smaller than the live phase's (instruction counts need
 # no long runs).
 WORK_CONSUMERS = ["function", "cfunction", "line"]
+# ... and the consumers that fire nothing in call-heavy code, whose
+# semaphores must not add work there.
+QUIET_CONSUMERS = ["gc", "import"]
 WORK_SCALE = 5
 
 
@@ -623,14 +626,22 @@ def floor_ns(runs):
 def phase_live(res, repeats):
     live = res["live"] = {"floor": {}, "python": {}}
     floors = floor_binaries()
-    for kind, exe in sorted(floors.items()):
-        runs = [floor_once(exe) for _ in range(repeats)]
-        plain, probed, events = zip(*runs)
-        ns = floor_ns(runs)
+    # The two kinds interleaved, so that their ratio is taken repeat by repeat.
+    runs = {kind: [] for kind in floors}
+    for _ in range(repeats):
+        for kind, exe in sorted(floors.items()):
+            runs[kind].append(floor_once(exe))
+    for kind in sorted(floors):
+        plain, probed, events = zip(*runs[kind])
+        ns = floor_ns(runs[kind])
         live["floor"][kind] = {"ns_per_hit": ns, "hits": statistics.median(events),
                                "plain_ns": statistics.median(plain),
                                "traced_ns": statistics.median(probed)}
         log("floor: %s-byte site %.0f ns per hit" % (kind, ns))
+    live["floor_speedup"] = statistics.median(
+        ((t1 - p1) / e1) / ((t5 - p5) / e5)
+        for (p1, t1, e1), (p5, t5, e5) in zip(runs["1"], runs["5"]))
+    log("floor: 5-byte sites %.2fx cheaper per hit" % live["floor_speedup"])
     for name in LIVE_BUILDS:
         py = BUILDS[name][0]
         five = python_of(name)
@@ -640,32 +651,85 @@ def phase_live(res, repeats):
         kinds = sorted(set(data[off:off + 5].hex() for _, off in sites))
         entry = live["python"][py] = {"sites": len(sites), "site_bytes": kinds, "cases": {}}
         for consumer, markers in CONSUMERS.items():
-            w = LIVE_WORKLOAD[consumer]
-            n = LIVE_N[w]
-            for kind, elf in (("5", five), ("1", one)):
-                # Events outside main(n) (startup, exit) are counted apart.
-                _, base_events = traced(elf, markers, workload_cmd(elf, w, 0, timed=True))
-                plain, probed, events, floor = [], [], [], []
-                for _ in range(repeats):
-                    plain.append(float(output(workload_cmd(elf, w, n, timed=True), env=py_env())))
-                    t, e = traced(elf, markers, workload_cmd(elf, w, n, timed=True))
-                    probed.append(float(t))
-                    events.append(e)
-                    if consumer == "function":
-                        # The floor again, between the runs it is compared
-                        # with: this VM's speed drifts by tens of percent.
-                        floor.append(floor_once(floors[kind]))
-                ev = statistics.median(events) - base_events
-                tp, tt = statistics.median(plain), statistics.median(probed)
-                case = {"workload": w, "n": n, "events": ev, "plain_s": tp, "traced_s": tt,
-                        "slowdown": tt / tp,
-                        "ns_per_event": (tt - tp) * 1e9 / ev if ev > 0 else None}
-                if floor:
-                    case["floor_ns_per_hit"] = floor_ns(floor)
-                entry["cases"]["%s/%s" % (consumer, kind)] = case
-                log("live %-4s %-9s %s-byte: %d events, x%.3f, %s ns/event" % (
-                    py, consumer, kind, ev, case["slowdown"],
-                    "%.0f" % case["ns_per_event"] if case["ns_per_event"] else "-"))
+            live_consumer(entry, consumer, markers, name, (("5", five), ("1", one)),
+                          floors, repeats)
+
+
+def live_consumer(entry, consumer, markers, name, elfs, floors, repeats):
+    """The live cases of one consumer, 5-byte and 1-byte sites.  Each
+    repeat runs, for each kind of site in turn: the workload without a
+    consumer, on the copy with the consumer's semaphores set (forced_copy():
+    the interpreter's work for the markers without the uprobes; sites stay
+    nops), under the consumer, and for the function consumer the C floor.
+    This VM's speed drifts by tens of percent within a minute, so the
+    ratios the bars use are taken within each repeat (runs seconds apart)
+    and their median kept, besides the medians of each measurement."""
+    py = BUILDS[name][0]
+    w = LIVE_WORKLOAD[consumer]
+    n = LIVE_N[w]
+    forced = forced_copy(name, markers) if consumer in WORK_CONSUMERS else None
+    # Events outside main(n) (startup, exit) are counted apart.
+    base = {kind: traced(elf, markers, workload_cmd(elf, w, 0, timed=True))[1]
+            for kind, elf in elfs}
+    samples = {kind: [] for kind, _ in elfs}
+    for _ in range(repeats):
+        for kind, elf in elfs:
+            s = {"plain": float(output(workload_cmd(elf, w, n, timed=True), env=py_env()))}
+            if forced:
+                s["forced"] = float(output(workload_cmd(forced, w, n, timed=True),
+                                           env=py_env()))
+            t, e = traced(elf, markers, workload_cmd(elf, w, n, timed=True))
+            s["traced"], s["events"] = float(t), e - base[kind]
+            if s["events"] > 0:
+                s["ns_per_event"] = (s["traced"] - s["plain"]) * 1e9 / s["events"]
+                if forced:
+                    s["uprobe_ns_per_hit"] = (s["traced"] - s["forced"]) * 1e9 / s["events"]
+            if consumer == "function":
+                plain_ns, probed_ns, hits = floor_once(floors[kind])
+                s["floor_ns_per_hit"] = (probed_ns - plain_ns) / hits
+            samples[kind].append(s)
+    for kind, _ in elfs:
+        ss = samples[kind]
+        med = {k: statistics.median(x[k] for x in ss) for k in ss[0]}
+        ev = med["events"]
+        tp, tt = med["plain"], med["traced"]
+        case = {"workload": w, "n": n, "events": ev, "plain_s": tp, "traced_s": tt,
+                "slowdown": tt / tp, "samples": ss,
+                "ns_per_event": (tt - tp) * 1e9 / ev if ev > 0 else None}
+        if "floor_ns_per_hit" in med:
+            case["floor_ns_per_hit"] = med["floor_ns_per_hit"]
+            if ev > 0:
+                # A call is two events; in floors, repeat by repeat.
+                case["per_call_in_floors"] = statistics.median(
+                    2 * x["ns_per_event"] / x["floor_ns_per_hit"] for x in ss)
+                if forced:
+                    case["uprobe_in_floors"] = statistics.median(
+                        x["uprobe_ns_per_hit"] / x["floor_ns_per_hit"] for x in ss)
+        if forced and ev > 0:
+            # ns per event = the interpreter's work + one uprobe hit.
+            case["forced_s"] = med["forced"]
+            case["work_ns_per_event"] = (med["forced"] - tp) * 1e9 / ev
+            case["uprobe_ns_per_hit"] = (tt - med["forced"]) * 1e9 / ev
+        entry["cases"]["%s/%s" % (consumer, kind)] = case
+        log("live %-4s %-9s %s-byte: %d events, x%.3f, %s ns/event%s%s" % (
+            py, consumer, kind, ev, case["slowdown"],
+            "%.0f" % case["ns_per_event"] if case["ns_per_event"] else "-",
+            " (work %.0f + uprobe %.0f)" % (case["work_ns_per_event"],
+                                           case["uprobe_ns_per_hit"])
+            if "work_ns_per_event" in case else "",
+            ", per call %.2f floors" % case["per_call_in_floors"]
+            if "per_call_in_floors" in case else ""))
+    five, one = samples["5"], samples["1"]
+    if forced and all("uprobe_ns_per_hit" in x for x in five + one):
+        # 1-byte against 5-byte, repeat by repeat.
+        entry.setdefault("site_speedup", {})[consumer] = {
+            "uprobe": statistics.median(a["uprobe_ns_per_hit"] / b["uprobe_ns_per_hit"]
+                                        for a, b in zip(one, five)),
+            "event": statistics.median(a["ns_per_event"] / b["ns_per_event"]
+                                       for a, b in zip(one, five))}
+        log("live %-4s %-9s 5-byte sites %.2fx cheaper per uprobe hit, %.2fx per event" % (
+            py, consumer, entry["site_speedup"][consumer]["uprobe"],
+            entry["site_speedup"][consumer]["event"]))
 
 
 def phase_work(res, jobs):
@@ -674,13 +738,15 @@ def phase_work(res, jobs):
     the consumer's semaphores set (forced_copy()), at size n and 0, and the
     difference of the differences is divided by the events bpftrace counts
     in main(n).  Deterministic, unlike the wall clock of the live phase; the
-    uprobe itself is not included (valgrind runs no uprobe)."""
+    uprobe itself is not included (valgrind runs no uprobe).  For the quiet
+    consumers (gc, import: no event in call-heavy code) it gives the extra
+    instructions their semaphores cost there, which should be none."""
     from concurrent.futures import ThreadPoolExecutor
     work = res["work"] = {}
     runs = []
     for name in LIVE_BUILDS:
         python = python_of(name)
-        for consumer in WORK_CONSUMERS:
+        for consumer in WORK_CONSUMERS + QUIET_CONSUMERS:
             markers = CONSUMERS[consumer]
             w = LIVE_WORKLOAD[consumer]
             n = LIVE_N[w] // WORK_SCALE
@@ -705,14 +771,26 @@ def phase_work(res, jobs):
             counts[name, consumer, label, size] = ir
     for name in LIVE_BUILDS:
         py = BUILDS[name][0]
-        for consumer in WORK_CONSUMERS:
+        for consumer in WORK_CONSUMERS + QUIET_CONSUMERS:
             c = work[py][consumer]
             n = c["n"]
             extra = ((counts[name, consumer, "forced", n] - counts[name, consumer, "forced", 0])
                      - (counts[name, consumer, "plain", n] - counts[name, consumer, "plain", 0]))
+            c["instructions"] = extra
+            # main() alone: with the import or gc semaphore set, startup's
+            # own imports and collections do the markers' work.
+            c["ratio"] = ((counts[name, consumer, "forced", n] - counts[name, consumer, "forced", 0])
+                          / (counts[name, consumer, "plain", n] - counts[name, consumer, "plain", 0]))
+            if consumer in QUIET_CONSUMERS:
+                # Python calls in main(n): two function events each.
+                calls = work[py]["function"]["events"] / 2 \
+                    if work[py]["function"]["workload"] == c["workload"] else None
+                c["per_call"] = extra / calls if calls else None
+                log("work %-4s %-9s %d events, %+d instructions in main() (x%.6f)" % (
+                    py, consumer, c["events"], extra, c["ratio"]))
+                continue
             if c["events"] <= 0:
                 raise Unmeasured("%s: no %s events in %s" % (name, consumer, c["workload"]))
-            c["instructions"] = extra
             c["per_event"] = extra / c["events"]
             log("work %-4s %-9s %d events, %.0f instructions per event" % (
                 py, consumer, c["events"], c["per_event"]))

@@ -5,7 +5,8 @@ read the ELF notes still find and use them: readelf and eu-readelf agree
 on every note, objdump shows the nop at every site's address, and gdb
 stops at one and reads its arguments.  (bpftrace and SystemTap consume the
 same sites in test_semantics.py, test_examples_bpftrace.py and
-test_guest.py.)"""
+test_guest.py.)  Every site sits in a function that keeps nothing in
+the red zone, which the kernel's trampoline CALL would overwrite."""
 
 import os
 import platform
@@ -82,6 +83,44 @@ def test_sites_are_5_byte_nops(build):
                    "--stop-address=%#x" % (address + 5), elf])
         assert re.search(r"^\s*%x:\s+0f 1f 44 00 00\s+nopl\s+0x0\(%%rax,%%rax,1\)" % address,
                          out, re.M), (marker, out)
+
+
+def functions(elf):
+    """[(start, size, name)] of the ELF's code symbols."""
+    found = []
+    for line in run(["nm", "-S", "--defined-only", elf]).splitlines():
+        f = line.split()
+        if len(f) == 4 and f[2] in "tTW":
+            found.append((int(f[0], 16), int(f[1], 16), f[3]))
+    return found
+
+
+@pytest.mark.parametrize("build", harness.builds())
+def test_sites_are_not_in_red_zone_functions(build):
+    """Linux 6.18 runs a uprobe on a 5-byte nop by writing a CALL into
+    its trampoline over the nop: the CALL stores its return address at
+    [rsp-8], inside the x86-64 red zone, where a leaf function may keep
+    data without moving rsp.  A live marker in such a function would
+    corrupt the traced program, so every site must sit in a function that
+    keeps nothing below rsp: one with no memory operand below %rsp, and
+    either a call of its own (GCC uses the red zone in leaf functions
+    only) or no memory operand below %rbp."""
+    elf = harness.marker_object(build)
+    syms = functions(elf)
+    assert syms, "%s has no symbols to check the sites against" % elf
+    wrong = []
+    for marker, address in readelf_sites(elf):
+        fn = [s for s in syms if s[0] <= address < s[0] + s[1]]
+        assert fn, "%s at %#x is in no function of %s" % (marker, address, elf)
+        start, size, name = fn[0]
+        code = run(["objdump", "-d", "--no-show-raw-insn", "--start-address=%#x" % start,
+                    "--stop-address=%#x" % (start + size), elf])
+        below_rsp = re.findall(r"^.*-0x[0-9a-f]+\(%rsp\).*$", code, re.M)
+        below_rbp = re.findall(r"^.*-0x[0-9a-f]+\(%rbp\).*$", code, re.M)
+        leaf = not re.search(r"\scall\s", code)
+        if below_rsp or (leaf and below_rbp):
+            wrong.append((marker, hex(address), name, (below_rsp or below_rbp)[0].strip()))
+    assert not wrong, "sites in functions that keep data below rsp: %s" % wrong
 
 
 @pytest.mark.parametrize("build", harness.builds())
