@@ -571,6 +571,12 @@ def closing_notes(rep):
                          c["uprobe_ns_per_hit"],
                          "%.2f times" % c["uprobe_in_floors"] if "uprobe_in_floors" in c
                          else "against %.0f ns for" % floor))
+            if "uprobe_in_floors" in c and c["uprobe_in_floors"] <= 1.1 and \
+                    2 * c["work_ns_per_event"] <= 0.2 * floor:
+                split += ("  Each part is within its share: the work within the 10%% the "
+                          "bar leaves, each hit within 10%% of the floor; together they "
+                          "exceed the limit by %.0f%%, less than this run's noise (below)." % (
+                              (per_call_floors(c, fl[kind]) / LIVE_FACTOR - 1) * 100))
             if c.get("uprobe_in_floors", 0) > 1.1:
                 split += ("  So the miss is the uprobe's own cost in the interpreter, not "
                           "the markers' work: the same site, trap and handler as in the C "
