@@ -13,13 +13,17 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import pytest
 
 import harness
+import sites as site_check
 
-NOP5 = bytes.fromhex("0f1f440000")
+SITES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sites.py")
+
+NOP5 = site_check.NOP5
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
                                 reason="5-byte sites are emitted on x86-64 only")
@@ -30,17 +34,8 @@ def run(cmd):
                           universal_newlines=True, check=True).stdout
 
 
-def readelf_sites(elf):
-    """[(marker, address)] as binutils' readelf -n reads the notes."""
-    sites, name = [], None
-    for line in run(["readelf", "-n", elf]).splitlines():
-        m = re.match(r"\s+Name: (\S+)", line)
-        if m:
-            name = m.group(1)
-        m = re.match(r"\s+Location: 0x([0-9a-f]+)", line)
-        if m:
-            sites.append((name, int(m.group(1), 16)))
-    return sorted(sites)
+readelf_sites = site_check.sites
+file_offset = site_check.file_offset
 
 
 def eu_readelf_sites(elf):
@@ -54,16 +49,6 @@ def eu_readelf_sites(elf):
         if m:
             sites.append((m.group(1), pc))
     return sorted(sites)
-
-
-def file_offset(elf, address):
-    for line in run(["readelf", "-lW", elf]).splitlines():
-        f = line.split()
-        if f and f[0] == "LOAD":
-            offset, vaddr, filesz = int(f[1], 16), int(f[2], 16), int(f[4], 16)
-            if vaddr <= address < vaddr + filesz:
-                return address - vaddr + offset
-    raise AssertionError("%#x is in no LOAD segment of %s" % (address, elf))
 
 
 @pytest.mark.parametrize("build", harness.builds())
@@ -85,42 +70,56 @@ def test_sites_are_5_byte_nops(build):
                          out, re.M), (marker, out)
 
 
-def functions(elf):
-    """[(start, size, name)] of the ELF's code symbols."""
-    found = []
-    for line in run(["nm", "-S", "--defined-only", elf]).splitlines():
-        f = line.split()
-        if len(f) == 4 and f[2] in "tTW":
-            found.append((int(f[0], 16), int(f[1], 16), f[3]))
-    return found
-
-
 @pytest.mark.parametrize("build", harness.builds())
 def test_sites_are_not_in_red_zone_functions(build):
-    """Linux 6.18 runs a uprobe on a 5-byte nop by writing a CALL into
-    its trampoline over the nop: the CALL stores its return address at
-    [rsp-8], inside the x86-64 red zone, where a leaf function may keep
-    data without moving rsp.  A live marker in such a function would
-    corrupt the traced program, so every site must sit in a function that
-    keeps nothing below rsp: one with no memory operand below %rsp, and
-    either a call of its own (GCC uses the red zone in leaf functions
-    only) or no memory operand below %rbp."""
+    """tests/sites.py (which the spec's %check runs too) on each build: no
+    site in a function that may keep data in the red zone, which Linux
+    6.18's trampoline CALL overwrites on every hit."""
     elf = harness.marker_object(build)
-    syms = functions(elf)
-    assert syms, "%s has no symbols to check the sites against" % elf
-    wrong = []
-    for marker, address in readelf_sites(elf):
-        fn = [s for s in syms if s[0] <= address < s[0] + s[1]]
-        assert fn, "%s at %#x is in no function of %s" % (marker, address, elf)
-        start, size, name = fn[0]
-        code = run(["objdump", "-d", "--no-show-raw-insn", "--start-address=%#x" % start,
-                    "--stop-address=%#x" % (start + size), elf])
-        below_rsp = re.findall(r"^.*-0x[0-9a-f]+\(%rsp\).*$", code, re.M)
-        below_rbp = re.findall(r"^.*-0x[0-9a-f]+\(%rbp\).*$", code, re.M)
-        leaf = not re.search(r"\scall\s", code)
-        if below_rsp or (leaf and below_rbp):
-            wrong.append((marker, hex(address), name, (below_rsp or below_rbp)[0].strip()))
-    assert not wrong, "sites in functions that keep data below rsp: %s" % wrong
+    out = subprocess.run([sys.executable, SITES, elf], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True)
+    assert out.returncode == 0, out.stdout
+    assert "%d sites, every one a 5-byte nop outside the red zone" % len(
+        readelf_sites(elf)) in out.stdout, out.stdout
+
+
+LEAF = r"""
+#include <sys/sdt.h>
+#undef _SDT_NOP
+#define _SDT_NOP .byte 0x0f; .byte 0x1f; .byte 0x44; .byte 0x00; .byte 0x00
+__attribute__((noinline)) long leaf(long a)
+{
+    volatile long t[15];
+    long s = 0;
+    for (int i = 0; i < 15; i++) t[i] = a + i;
+    STAP_PROBE1(test, hit, a);
+    for (int i = 0; i < 15; i++) s += t[i] - (a + i);
+    return s;
+}
+int main(int argc, char **argv) { (void)argv; return (int)leaf(argc); }
+"""
+
+
+def test_sites_py_finds_a_red_zone_leaf():
+    """The checker itself: a leaf function that keeps an array below rsp
+    with a 5-byte site in it (which, traced on Linux 6.18, returns wrong
+    results) is reported and fails; a stripped binary is an error."""
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is needed to build the leaf function")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, exe = os.path.join(tmp, "leaf.c"), os.path.join(tmp, "leaf")
+        with open(src, "w") as f:
+            f.write(LEAF)
+        subprocess.run(["gcc", "-O2", "-o", exe, src], check=True)
+        out = subprocess.run([sys.executable, SITES, exe], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, universal_newlines=True)
+        assert out.returncode == 1, out.stdout
+        assert re.search(r"hit at 0x[0-9a-f]+: in leaf, which may keep data in the red zone",
+                         out.stdout), out.stdout
+        subprocess.run(["strip", exe], check=True)
+        out = subprocess.run([sys.executable, SITES, exe], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, universal_newlines=True)
+        assert out.returncode == 2 and "no symbol table" in out.stdout, out.stdout
 
 
 @pytest.mark.parametrize("build", harness.builds())
