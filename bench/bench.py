@@ -642,8 +642,7 @@ def phase_live(res, repeats):
                                "traced_ns": statistics.median(probed)}
         log("floor: %s-byte site %.0f ns per hit" % (kind, ns))
     live["floor_speedup"] = statistics.median(
-        ((t1 - p1) / e1) / ((t5 - p5) / e5)
-        for (p1, t1, e1), (p5, t5, e5) in zip(runs["1"], runs["5"]))
+        floor_ns([r1]) / floor_ns([r5]) for r1, r5 in zip(runs["1"], runs["5"]))
     log("floor: 5-byte sites %.2fx cheaper per hit" % live["floor_speedup"])
     for name in LIVE_BUILDS:
         py = BUILDS[name][0]
@@ -688,8 +687,7 @@ def live_consumer(entry, consumer, markers, name, elfs, floors, repeats):
                 if forced:
                     s["uprobe_ns_per_hit"] = (s["traced"] - s["forced"]) * 1e9 / s["events"]
             if consumer == "function":
-                plain_ns, probed_ns, hits = floor_once(floors[kind])
-                s["floor_ns_per_hit"] = (probed_ns - plain_ns) / hits
+                s["floor_ns_per_hit"] = floor_ns([floor_once(floors[kind])])
             samples[kind].append(s)
     for kind, _ in elfs:
         ss = samples[kind]
@@ -727,12 +725,9 @@ def live_consumer(entry, consumer, markers, name, elfs, floors, repeats):
         # 1-byte against 5-byte, repeat by repeat.
         entry.setdefault("site_speedup", {})[consumer] = {
             "uprobe": statistics.median(a["uprobe_ns_per_hit"] / b["uprobe_ns_per_hit"]
-                                        for a, b in zip(one, five)),
-            "event": statistics.median(a["ns_per_event"] / b["ns_per_event"]
-                                       for a, b in zip(one, five))}
-        log("live %-4s %-9s 5-byte sites %.2fx cheaper per uprobe hit, %.2fx per event" % (
-            py, consumer, entry["site_speedup"][consumer]["uprobe"],
-            entry["site_speedup"][consumer]["event"]))
+                                        for a, b in zip(one, five))}
+        log("live %-4s %-9s 5-byte sites %.2fx cheaper per uprobe hit" % (
+            py, consumer, entry["site_speedup"][consumer]["uprobe"]))
 
 
 def phase_work(res, jobs):
@@ -785,10 +780,6 @@ def phase_work(res, jobs):
             c["ratio"] = ((counts[name, consumer, "forced", n] - counts[name, consumer, "forced", 0])
                           / (counts[name, consumer, "plain", n] - counts[name, consumer, "plain", 0]))
             if consumer in QUIET_CONSUMERS:
-                # Python calls in main(n): two function events each.
-                calls = work[py]["function"]["events"] / 2 \
-                    if work[py]["function"]["workload"] == c["workload"] else None
-                c["per_call"] = extra / calls if calls else None
                 log("work %-4s %-9s %d events, %+d instructions in main() (x%.6f)" % (
                     py, consumer, c["events"], extra, c["ratio"]))
                 continue

@@ -49,46 +49,17 @@ def ratios(data, py, num, den="a"):
     return out
 
 
-def case_floor(case, floor):
-    """The floor a live case is held to: the one measured between its own
-    runs when there is one, else the run's floor."""
-    return case.get("floor_ns_per_hit") or floor["ns_per_hit"]
-
-
-def per_call_floors(case, floor):
-    """What a traced call (two events) costs in floors: the median of the
-    ratios taken repeat by repeat when the run kept them, else the ratio
-    of the medians."""
-    if "per_call_in_floors" in case:
-        return case["per_call_in_floors"]
-    return 2 * case["ns_per_event"] / case_floor(case, floor)
-
-
-def floor_speedup(live):
-    """How much cheaper a 5-byte site's hit is than a 1-byte one's in C."""
-    fl = live.get("floor", {})
-    if "floor_speedup" in live:
-        return live["floor_speedup"]
-    if "1" in fl and "5" in fl:
-        return fl["1"]["ns_per_hit"] / fl["5"]["ns_per_hit"]
-    return None
-
-
-def site_speedup(c5, c1, entry):
-    """How much cheaper a 5-byte site's hit is than a 1-byte one's for
-    the function consumer: (ratio, what was compared), or None.  The
-    uprobe's share of an event when the interpreter's work was measured
-    apart (median of the ratios repeat by repeat when the run kept them),
-    else the whole event."""
-    if not (c5 and c1 and c5.get("ns_per_event") and c1.get("ns_per_event")):
-        return None
-    u5, u1 = c5.get("uprobe_ns_per_hit"), c1.get("uprobe_ns_per_hit")
+def site_speedup(entry):
+    """How much cheaper a 5-byte site's uprobe hit is than a 1-byte one's
+    for the function consumer (the median of the ratios taken repeat by
+    repeat, the interpreter's work left out): (ratio, what was compared),
+    or None when the run has no such pair."""
     paired = entry.get("site_speedup", {}).get("function")
-    if paired:
-        return paired["uprobe"], "uprobe %.0f vs %.0f ns per hit" % (u1, u5)
-    if u5 and u1 and u5 > 0:
-        return u1 / u5, "uprobe %.0f vs %.0f ns per hit" % (u1, u5)
-    return c1["ns_per_event"] / c5["ns_per_event"], "whole event"
+    if not paired:
+        return None
+    c5, c1 = entry["cases"]["function/5"], entry["cases"]["function/1"]
+    return paired["uprobe"], "uprobe %.0f vs %.0f ns per hit" % (
+        c1["uprobe_ns_per_hit"], c5["uprobe_ns_per_hit"])
 
 
 class Report:
@@ -284,9 +255,9 @@ class Report:
             ["site", "hits", "ns per hit"],
             [["%s-byte" % k, "%d" % fl[k]["hits"], "%.0f" % fl[k]["ns_per_hit"]]
              for k in sorted(fl)]), "")
-        if floor_speedup(live):
+        if "floor_speedup" in live:
             self.add("5-byte sites are %.2fx cheaper per hit than 1-byte sites in C (the "
-                     "median of the ratios of runs side by side)." % floor_speedup(live), "")
+                     "median of the ratios of runs side by side)." % live["floor_speedup"], "")
         self.live_plot = {}
         for py in ("2.7", "3.13"):
             e = live.get("python", {}).get(py)
@@ -316,16 +287,15 @@ class Report:
                      "All three runs of a case are interleaved.", "")
             for kind in ("5", "1"):
                 c = e["cases"].get("function/%s" % kind)
-                if c and c["ns_per_event"] and kind in fl:
-                    floors = per_call_floors(c, fl[kind])
+                if c and "per_call_in_floors" in c:
+                    floors = c["per_call_in_floors"]
                     self.bars.append((
                         "(d) function tracing per call <= 2 x floor + 10%%, %s, %s-byte" % (
                             py, kind),
                         "%.2f floors (%.0f ns per call, floor %.0f)" % (
-                            floors, 2 * c["ns_per_event"], case_floor(c, fl[kind])),
+                            floors, 2 * c["ns_per_event"], c["floor_ns_per_hit"]),
                         floors <= LIVE_FACTOR))
-            c5, c1 = e["cases"].get("function/5"), e["cases"].get("function/1")
-            sp = site_speedup(c5, c1, e)
+            sp = site_speedup(e)
             if sp:
                 self.bars.append(("(d) 5-byte sites >= %.1fx cheaper per hit, %s" % (
                     SITE_SPEEDUP_MIN, py), "%.2fx (%s)" % (sp[0], sp[1]),
@@ -353,17 +323,17 @@ class Report:
                          "clock above, these counts repeat exactly.  For gc and import, which "
                          "fire nothing in this workload, the extra instructions their "
                          "semaphores cost in its `main()` (startup excluded: there the "
-                         "import and gc markers fire), per call and as a ratio.", "", table(
+                         "import and gc markers fire), and as a ratio.", "", table(
                              ["consumer", "workload", "events", "instructions per event",
                               "per call", "main() ratio", "extra in main()"],
                              [[k, c["workload"], "%d" % c["events"],
                                fmt(c.get("per_event"), 0),
                                "%.0f" % (2 * c["per_event"]) if k in ("function", "cfunction")
-                               else fmt(c.get("per_call"), 2) if "per_call" in c else "-",
+                               else "-",
                                "x%.6f" % c["ratio"] if c.get("events") == 0 else "-",
                                "%+d" % c["instructions"]]
                               for k, c in sorted(work.items())]), "")
-        sp = floor_speedup(live)
+        sp = live.get("floor_speedup")
         if sp:
             self.bars.append(("(d) floor: 5-byte sites >= %.1fx cheaper per hit (C)" %
                               SITE_SPEEDUP_MIN, "%.2fx" % sp, sp >= SITE_SPEEDUP_MIN))
@@ -551,49 +521,42 @@ def closing_notes(rep):
                     PY_LABEL[py], hs["workload"], (hs["c"] / hs["a"] - 1) * 100,
                     ", ".join("`%s` %+d" % (f, d) for f, _, _, d in hs["functions"][:5])))
     live = rep.res.get("live") or {}
-    fl = live.get("floor", {})
     for (py, e), kind in [(pe, k) for pe in sorted((live.get("python") or {}).items())
                           for k in ("5", "1")]:
         c = e["cases"].get("function/%s" % kind)
-        work = ((rep.res.get("work") or {}).get(py) or {}).get("function")
-        if not (c and kind in fl and c["ns_per_event"]) or \
-                per_call_floors(c, fl[kind]) <= LIVE_FACTOR:
+        if not c or c.get("per_call_in_floors", 0) <= LIVE_FACTOR:
             continue
-        floor = case_floor(c, fl[kind])
-        split = ""
-        if "uprobe_ns_per_hit" in c:
-            split = ("  Measured apart (table above), the interpreter's work for the two "
-                     "markers costs %.0f ns per call%s, and each uprobe hit %.0f ns: %s "
-                     "a hit in the C loop." % (
-                         2 * c["work_ns_per_event"],
-                         " (%.0f instructions, phase `work`)" % (2 * work["per_event"])
-                         if work else "",
-                         c["uprobe_ns_per_hit"],
-                         "%.2f times" % c["uprobe_in_floors"] if "uprobe_in_floors" in c
-                         else "against %.0f ns for" % floor))
-            if "uprobe_in_floors" in c and c["uprobe_in_floors"] <= 1.1 and \
-                    2 * c["work_ns_per_event"] <= 0.2 * floor:
-                split += ("  Each part is within its share: the work within the 10%% the "
-                          "bar leaves, each hit within 10%% of the floor; together they "
-                          "exceed the limit by %.0f%%, less than this run's noise (below)." % (
-                              (per_call_floors(c, fl[kind]) / LIVE_FACTOR - 1) * 100))
-            if c.get("uprobe_in_floors", 0) > 1.1:
-                split += ("  So the miss is the uprobe's own cost in the interpreter, not "
-                          "the markers' work: the same site, trap and handler as in the C "
-                          "loop cost more per hit there.  Why is not measured here; the "
-                          "likely cause is that the kernel entry and exit evict more of a "
-                          "large program's working set (caches, TLB, branch predictors) "
-                          "than of a three-instruction loop's.  The patches cannot lower "
-                          "that, and the bar, written for the C loop's hit, does not allow "
-                          "for it.")
+        floor = c["floor_ns_per_hit"]
+        work = ((rep.res.get("work") or {}).get(py) or {}).get("function")
+        split = ("  Measured apart (table above), the interpreter's work for the two markers "
+                 "costs %.0f ns per call%s, and each uprobe hit %.0f ns: %.2f times a hit in "
+                 "the C loop." % (
+                     2 * c["work_ns_per_event"],
+                     " (%.0f instructions, phase `work`)" % (2 * work["per_event"])
+                     if work else "",
+                     c["uprobe_ns_per_hit"], c["uprobe_in_floors"]))
+        if c["uprobe_in_floors"] > 1.1:
+            split += ("  So the miss is the uprobe's own cost in the interpreter, not the "
+                      "markers' work: the same site, trap and handler as in the C loop cost "
+                      "more per hit there.  Why is not measured here; the likely cause is "
+                      "that the kernel entry and exit evict more of a large program's working "
+                      "set (caches, TLB, branch predictors) than of a three-instruction "
+                      "loop's.  The patches cannot lower that, and the bar, written for the "
+                      "C loop's hit, does not allow for it.")
+        elif 2 * c["work_ns_per_event"] <= 0.2 * floor:
+            split += ("  Each part is within its share: the work within the 10%% the bar "
+                      "leaves, each hit within 10%% of the floor; together they exceed the "
+                      "limit by %.0f%%, less than this run's noise (below)." % (
+                          (c["per_call_in_floors"] / LIVE_FACTOR - 1) * 100))
         notes.append(
             "Python %s, (d), %s-byte sites: a traced call costs %.2f floors (median of "
             "repeat-by-repeat ratios; medians %.0f ns per call, floor %.0f ns), against a "
-            "limit of 2.20.  "
-            "Beyond the two uprobe hits, a call costs the interpreter's own work with a "
-            "consumer attached (the file, function and module names and the line number "
-            "for each marker%s), which the bar leaves 10%% of two hits, %.0f ns.%s" % (
-                PY_LABEL[py], kind, per_call_floors(c, fl[kind]), 2 * c["ns_per_event"], floor,
+            "limit of %.2f.  Beyond the two uprobe hits, a call costs the interpreter's own "
+            "work with a consumer attached (the file, function and module names and the "
+            "line number for each marker%s), which the bar leaves 10%% of two hits, "
+            "%.0f ns.%s" % (
+                PY_LABEL[py], kind, c["per_call_in_floors"], 2 * c["ns_per_event"], floor,
+                LIVE_FACTOR,
                 "; on 3.13 also the PEP 669 instrumentation that brings the frame "
                 "events to them" if py == "3.13" else "",
                 0.2 * floor, split))
@@ -611,10 +574,11 @@ def closing_notes(rep):
             "that noise." % (
                 " (the 5-byte floor alone, measured between the function runs, went from "
                 "%.0f to %.0f ns per hit)" % (spread[0], spread[-1]) if spread else ""))
+        floor_sp = live.get("floor_speedup")
         for py, e in sorted((live.get("python") or {}).items()):
-            c5, c1 = e["cases"].get("function/5"), e["cases"].get("function/1")
-            sp = site_speedup(c5, c1, e)
-            if sp and floor_speedup(live):
+            sp = site_speedup(e)
+            if sp and floor_sp:
+                c5, c1 = e["cases"]["function/5"], e["cases"]["function/1"]
                 notes.append(
                     "Python %s, (d): a function event costs %.0f ns on a 1-byte site and "
                     "%.0f on a 5-byte one (%.2fx); both pay the same interpreter work on top "
@@ -622,14 +586,12 @@ def closing_notes(rep):
                     "uprobes'.  The bar compares hits: %s, %.2fx, against %.2fx in the C "
                     "loop.%s" % (
                         PY_LABEL[py], c1["ns_per_event"], c5["ns_per_event"],
-                        c1["ns_per_event"] / c5["ns_per_event"], sp[1], sp[0],
-                        floor_speedup(live),
+                        c1["ns_per_event"] / c5["ns_per_event"], sp[1], sp[0], floor_sp,
                         "  The interpreter's hits gain what the kernel gives a hit in C, "
                         "within this run's noise; the bar's %.1fx is the kernel's to meet, "
-                        "and the C loop measured %.2fx here." % (
-                            SITE_SPEEDUP_MIN, floor_speedup(live))
-                        if sp[0] < SITE_SPEEDUP_MIN
-                        and abs(sp[0] / floor_speedup(live) - 1) < 0.1 else ""))
+                        "and the C loop measured %.2fx here." % (SITE_SPEEDUP_MIN, floor_sp)
+                        if sp[0] < SITE_SPEEDUP_MIN and abs(sp[0] / floor_sp - 1) < 0.1
+                        else ""))
         quiet = [(py, k, c) for py, w in sorted((rep.res.get("work") or {}).items())
                  for k, c in sorted(w.items()) if k in ("gc", "import") and "ratio" in c]
         notes.append(

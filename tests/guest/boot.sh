@@ -24,6 +24,7 @@ esac
 
 tail_console() {
     echo "--- last 40 lines of the guest console ($console) ---" >&2
+    # Best effort: the caller exits 1 next, whatever tail says.
     tail -n 40 "$console" >&2 || true
     echo "---" >&2
 }
@@ -41,7 +42,9 @@ timeout -k 10 "$limit" qemu-system-x86_64 \
     -virtfs "local,path=$run,mount_tag=results,security_model=none,multidevs=remap" \
     < /dev/null &
 qemu=$!
-# Killed ourselves (a test's time-out): no qemu left behind.
+# Killed ourselves (a test's time-out): no qemu left behind.  qemu has
+# usually exited by then, so kill failing is the normal case; the script's
+# own exit status stands.
 trap 'kill "$qemu" 2>/dev/null || true' EXIT
 
 # init prints "guest: ... up" once the host root is mounted (init).
@@ -59,7 +62,7 @@ if [ -z "$up" ] && grep -q '^guest: .* up' "$console"; then
 fi
 if [ -z "$up" ] && kill -0 "$qemu" 2>/dev/null; then
     kill "$qemu"    # timeout passes the signal on to qemu
-    wait "$qemu" || true
+    wait "$qemu" || true    # non-zero: we killed it; the failure is reported below
     echo "boot.sh: the guest did not come up within $up_limit s: killed" >&2
     tail_console
     exit 1

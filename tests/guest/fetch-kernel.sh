@@ -24,7 +24,8 @@ dir=$1
 
 release=${GUEST_KERNEL_RELEASE:-}
 if [ -z "$release" ]; then
-    # None installed makes dpkg-query fail: the check below says so.
+    # None installed makes dpkg-query fail (and, with pipefail, the whole
+    # pipeline): an empty release, which the check below reports.
     release=$(dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' 'linux-headers-6.1.0-*-amd64' 2>/dev/null \
         | awk '$1 == "ii" { sub(/^linux-headers-/, "", $2); print $2 }' | sort -V | tail -n 1) || true
 fi

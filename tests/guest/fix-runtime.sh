@@ -40,7 +40,8 @@ runtime=${SYSTEMTAP_RUNTIME:-/usr/share/systemtap/runtime}
 # Debian's arch headers include the common ones: include/linux lives there.
 # No include line (headers that are not split): only $headers is searched,
 # and the loop below dies if task_work.h is in neither.
-common=$(sed -n 's|^include \(.*\)/Makefile$|\1|p' "$headers/Makefile" 2>/dev/null || true)
+[ -f "$headers/Makefile" ] || die "$headers/Makefile is missing: not a kernel build tree"
+common=$(sed -n 's|^include \(.*\)/Makefile$|\1|p' "$headers/Makefile")
 task_work_h=
 for dir in "$headers" ${common:+"$common"}; do
     if [ -f "$dir/include/linux/task_work.h" ]; then
