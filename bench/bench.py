@@ -16,9 +16,9 @@ then measures:
   callgrind instructions per workload (bench/workloads), as ratios to (a)
   layout    the same for (b)'s binary run from (a)'s build directory
   wall      wall-clock medians per workload, as ratios to (a)
-  live      (d): per-event cost of count-only bpftrace consumers, on the
-            5-byte sites of (c) and on the same binary with 1-byte sites,
-            against the floor of a C loop (bench/floor.c)
+  live      (d): per-event cost of count-only bpftrace consumers on (c),
+            whose every site must be the shipped nop; nop10, against the
+            floor of a C loop with the same site (bench/floor.c)
   work      (d): the interpreter's own work per event while a consumer is
             attached, in instructions (callgrind; the uprobe excluded)
 
@@ -171,26 +171,6 @@ def python_of(name):
     return os.path.join(BUILD, "obj", name, "python")
 
 
-def nop1_copy(name):
-    """The same interpreter with 1-byte marker sites: a copy of (c)'s
-    binary in which every site's 5-byte nop (0f 1f 44 00 00) becomes a
-    1-byte nop followed by a 4-byte one (90 0f 1f 40 00), so that a uprobe
-    at the site's address sees exactly what sys/sdt.h's nop gives it and
-    all other code is byte for byte the same.  It lives next to the
-    original, so it finds the same standard library."""
-    src = python_of(name)
-    dst = src + "-nop1"
-    sites = stapsdt_sites(src)
-    data = bytearray(open(src, "rb").read())
-    for _, off in sites:
-        if bytes(data[off:off + 5]) != b"\x0f\x1f\x44\x00\x00":
-            raise Unmeasured("%s: site at file offset %#x is %s, not a 5-byte nop"
-                             % (src, off, bytes(data[off:off + 5]).hex()))
-        data[off:off + 5] = b"\x90\x0f\x1f\x40\x00"
-    write_executable(dst, data)
-    return dst, len(sites)
-
-
 def write_executable(path, data):
     with open(path + ".tmp", "wb") as f:
         f.write(data)
@@ -234,6 +214,29 @@ def stapsdt_notes(path):
 def stapsdt_sites(path):
     """[(marker, file offset of its site)]"""
     return [(marker, site) for marker, site, _ in stapsdt_notes(path)]
+
+
+# Marker sites by the bytes at the note's address.  "nop;nop10": what the
+# patches give x86-64 builds, libbpf usdt.h's convention, a 1-byte nop
+# where the note points, then a 10-byte nop; "nop": sys/sdt.h's own.
+SITES = {"nop;nop10": bytes.fromhex("90662e0f1f840000000000"), "nop": bytes.fromhex("90")}
+SHIPPED = "nop;nop10"
+
+
+def check_sites(path, kind):
+    """The number of marker sites in path, each of which must be a site of
+    that kind (SITES); Unmeasured otherwise."""
+    shape = SITES[kind]
+    sites = stapsdt_sites(path)
+    if not sites:
+        raise Unmeasured("%s has no marker sites" % path)
+    data = open(path, "rb").read()
+    wrong = ["%s at file offset %#x: %s" % (marker, off, data[off:off + len(shape)].hex(" "))
+             for marker, off in sites if data[off:off + len(shape)] != shape]
+    if wrong:
+        raise Unmeasured("%s: %d of %d marker sites are not %s sites (%s), e.g. %s" % (
+            path, len(wrong), len(sites), kind, shape.hex(" "), wrong[0]))
+    return len(sites)
 
 
 def forced_copy(name, markers):
@@ -593,11 +596,17 @@ def traced(elf, markers, cmd):
     return printed[-1], events
 
 
+# bench/floor.c's builds: the kind of their site and gcc's flags for it,
+# the shipped site first.
+FLOORS = [("nop;nop10", ["-DNOP10"]), ("nop", [])]
+
+
 def floor_binaries():
     out = {}
-    for kind, flags in (("1", []), ("5", ["-DNOP5"])):
-        exe = os.path.join(BUILD, "floor%s" % kind)
+    for kind, flags in FLOORS:
+        exe = os.path.join(BUILD, "floor-%s" % kind.replace(";", "-"))
         run(["gcc", "-O2"] + flags + ["-o", exe, os.path.join(BENCH, "floor.c")])
+        check_sites(exe, kind)
         out[kind] = exe
     return out
 
@@ -627,107 +636,103 @@ def floor_ns(runs):
 
 
 def phase_live(res, repeats):
-    live = res["live"] = {"floor": {}, "python": {}}
+    res.pop("live", None)
+    sites = {name: shipped_sites(name) for name in LIVE_BUILDS}
     floors = floor_binaries()
-    # The two kinds interleaved, so that their ratio is taken repeat by repeat.
+    # The two sites interleaved, so that their ratio is taken repeat by repeat.
     runs = {kind: [] for kind in floors}
     for _ in range(repeats):
-        for kind, exe in sorted(floors.items()):
-            runs[kind].append(floor_once(exe))
-    for kind in sorted(floors):
+        for kind, _ in FLOORS:
+            runs[kind].append(floor_once(floors[kind]))
+    floor = {}
+    for kind, _ in FLOORS:
         plain, probed, events = zip(*runs[kind])
         ns = floor_ns(runs[kind])
-        live["floor"][kind] = {"ns_per_hit": ns, "hits": statistics.median(events),
-                               "plain_ns": statistics.median(plain),
-                               "traced_ns": statistics.median(probed)}
-        log("floor: %s-byte site %.0f ns per hit" % (kind, ns))
-    live["floor_speedup"] = statistics.median(
-        floor_ns([r1]) / floor_ns([r5]) for r1, r5 in zip(runs["1"], runs["5"]))
-    log("floor: 5-byte sites %.2fx cheaper per hit" % live["floor_speedup"])
+        floor[kind] = {"ns_per_hit": ns, "hits": statistics.median(events),
+                       "plain_ns": statistics.median(plain),
+                       "traced_ns": statistics.median(probed)}
+        log("floor: %-9s site %.0f ns per hit" % (kind, ns))
+    live = res["live"] = {"floor": floor, "python": {},
+                          # The shipped site's cost per hit against sys/sdt.h's,
+                          # repeat by repeat.
+                          "floor_ratio": statistics.median(
+                              floor_ns([a]) / floor_ns([b])
+                              for a, b in zip(runs[SHIPPED], runs["nop"]))}
+    log("floor: %s site %.2fx the nop site per hit" % (SHIPPED, live["floor_ratio"]))
     for name in LIVE_BUILDS:
-        py = BUILDS[name][0]
-        five = python_of(name)
-        one, nsites = nop1_copy(name)
-        sites = stapsdt_sites(five)
-        data = open(five, "rb").read()
-        kinds = sorted(set(data[off:off + 5].hex() for _, off in sites))
-        entry = live["python"][py] = {"sites": len(sites), "site_bytes": kinds, "cases": {}}
+        entry = live["python"][BUILDS[name][0]] = {
+            "sites": sites[name], "site_bytes": SITES[SHIPPED].hex(" "), "cases": {}}
         for consumer, markers in CONSUMERS.items():
-            live_consumer(entry, consumer, markers, name, (("5", five), ("1", one)),
-                          floors, repeats)
+            live_consumer(entry, consumer, markers, name, floors[SHIPPED], repeats)
 
 
-def live_consumer(entry, consumer, markers, name, elfs, floors, repeats):
-    """The live cases of one consumer, 5-byte and 1-byte sites.  Each
-    repeat runs, for each kind of site in turn: the workload without a
-    consumer, on the copy with the consumer's semaphores set (forced_copy():
-    the interpreter's work for the markers without the uprobes; sites stay
-    nops), under the consumer, and for the function consumer the C floor.
-    This VM's speed drifts by tens of percent within a minute, so the
-    ratios the bars use are taken within each repeat (runs seconds apart)
-    and their median kept, besides the medians of each measurement."""
+def shipped_sites(name):
+    """The number of marker sites of (c)'s interpreter, once each is
+    checked to be the shipped nop; nop10."""
+    try:
+        return check_sites(python_of(name), SHIPPED)
+    except Unmeasured as e:
+        raise Unmeasured("%s; build %s from the current patches" % (e, name))
+
+
+def live_consumer(entry, consumer, markers, name, floor, repeats):
+    """The live case of one consumer.  Each repeat runs: the workload
+    without a consumer, on the copy with the consumer's semaphores set
+    (forced_copy(): the interpreter's work for the markers without the
+    uprobes; sites stay nops), under the consumer, and for the function
+    consumer the C floor with the same site.  This VM's speed drifts by
+    tens of percent within a minute, so the ratios the bars use are taken
+    within each repeat (runs seconds apart) and their median kept, besides
+    the medians of each measurement."""
     py = BUILDS[name][0]
+    python = python_of(name)
     w = LIVE_WORKLOAD[consumer]
     n = LIVE_N[w]
     forced = forced_copy(name, markers) if consumer in WORK_CONSUMERS else None
     # Events outside main(n) (startup, exit) are counted apart.
-    base = {kind: traced(elf, markers, workload_cmd(elf, w, 0, timed=True))[1]
-            for kind, elf in elfs}
-    samples = {kind: [] for kind, _ in elfs}
+    base = traced(python, markers, workload_cmd(python, w, 0, timed=True))[1]
+    ss = []
     for _ in range(repeats):
-        for kind, elf in elfs:
-            s = {"plain": float(output(workload_cmd(elf, w, n, timed=True), env=py_env()))}
+        s = {"plain": float(output(workload_cmd(python, w, n, timed=True), env=py_env()))}
+        if forced:
+            s["forced"] = float(output(workload_cmd(forced, w, n, timed=True), env=py_env()))
+        t, e = traced(python, markers, workload_cmd(python, w, n, timed=True))
+        s["traced"], s["events"] = float(t), e - base
+        if s["events"] > 0:
+            s["ns_per_event"] = (s["traced"] - s["plain"]) * 1e9 / s["events"]
             if forced:
-                s["forced"] = float(output(workload_cmd(forced, w, n, timed=True),
-                                           env=py_env()))
-            t, e = traced(elf, markers, workload_cmd(elf, w, n, timed=True))
-            s["traced"], s["events"] = float(t), e - base[kind]
-            if s["events"] > 0:
-                s["ns_per_event"] = (s["traced"] - s["plain"]) * 1e9 / s["events"]
-                if forced:
-                    s["uprobe_ns_per_hit"] = (s["traced"] - s["forced"]) * 1e9 / s["events"]
-            if consumer == "function":
-                s["floor_ns_per_hit"] = floor_ns([floor_once(floors[kind])])
-            samples[kind].append(s)
-    for kind, _ in elfs:
-        ss = samples[kind]
-        med = {k: statistics.median(x[k] for x in ss) for k in ss[0]}
-        ev = med["events"]
-        tp, tt = med["plain"], med["traced"]
-        case = {"workload": w, "n": n, "events": ev, "plain_s": tp, "traced_s": tt,
-                "slowdown": tt / tp, "samples": ss,
-                "ns_per_event": (tt - tp) * 1e9 / ev if ev > 0 else None}
-        if "floor_ns_per_hit" in med:
-            case["floor_ns_per_hit"] = med["floor_ns_per_hit"]
-            if ev > 0:
-                # A call is two events; in floors, repeat by repeat.
-                case["per_call_in_floors"] = statistics.median(
-                    2 * x["ns_per_event"] / x["floor_ns_per_hit"] for x in ss)
-                if forced:
-                    case["uprobe_in_floors"] = statistics.median(
-                        x["uprobe_ns_per_hit"] / x["floor_ns_per_hit"] for x in ss)
-        if forced and ev > 0:
-            # ns per event = the interpreter's work + one uprobe hit.
-            case["forced_s"] = med["forced"]
-            case["work_ns_per_event"] = (med["forced"] - tp) * 1e9 / ev
-            case["uprobe_ns_per_hit"] = (tt - med["forced"]) * 1e9 / ev
-        entry["cases"]["%s/%s" % (consumer, kind)] = case
-        log("live %-4s %-9s %s-byte: %d events, x%.3f, %s ns/event%s%s" % (
-            py, consumer, kind, ev, case["slowdown"],
-            "%.0f" % case["ns_per_event"] if case["ns_per_event"] else "-",
-            " (work %.0f + uprobe %.0f)" % (case["work_ns_per_event"],
-                                           case["uprobe_ns_per_hit"])
-            if "work_ns_per_event" in case else "",
-            ", per call %.2f floors" % case["per_call_in_floors"]
-            if "per_call_in_floors" in case else ""))
-    five, one = samples["5"], samples["1"]
-    if forced and all("uprobe_ns_per_hit" in x for x in five + one):
-        # 1-byte against 5-byte, repeat by repeat.
-        entry.setdefault("site_speedup", {})[consumer] = {
-            "uprobe": statistics.median(a["uprobe_ns_per_hit"] / b["uprobe_ns_per_hit"]
-                                        for a, b in zip(one, five))}
-        log("live %-4s %-9s 5-byte sites %.2fx cheaper per uprobe hit" % (
-            py, consumer, entry["site_speedup"][consumer]["uprobe"]))
+                s["uprobe_ns_per_hit"] = (s["traced"] - s["forced"]) * 1e9 / s["events"]
+        if consumer == "function":
+            s["floor_ns_per_hit"] = floor_ns([floor_once(floor)])
+        ss.append(s)
+    med = {k: statistics.median(x[k] for x in ss) for k in ss[0]}
+    ev = med["events"]
+    tp, tt = med["plain"], med["traced"]
+    case = {"workload": w, "n": n, "events": ev, "plain_s": tp, "traced_s": tt,
+            "slowdown": tt / tp, "samples": ss,
+            "ns_per_event": (tt - tp) * 1e9 / ev if ev > 0 else None}
+    if "floor_ns_per_hit" in med:
+        case["floor_ns_per_hit"] = med["floor_ns_per_hit"]
+        if ev > 0:
+            # A call is two events; in floors, repeat by repeat.
+            case["per_call_in_floors"] = statistics.median(
+                2 * x["ns_per_event"] / x["floor_ns_per_hit"] for x in ss)
+            if forced:
+                case["uprobe_in_floors"] = statistics.median(
+                    x["uprobe_ns_per_hit"] / x["floor_ns_per_hit"] for x in ss)
+    if forced and ev > 0:
+        # ns per event = the interpreter's work + one uprobe hit.
+        case["forced_s"] = med["forced"]
+        case["work_ns_per_event"] = (med["forced"] - tp) * 1e9 / ev
+        case["uprobe_ns_per_hit"] = (tt - med["forced"]) * 1e9 / ev
+    entry["cases"][consumer] = case
+    log("live %-4s %-9s %d events, x%.3f, %s ns/event%s%s" % (
+        py, consumer, ev, case["slowdown"],
+        "%.0f" % case["ns_per_event"] if case["ns_per_event"] else "-",
+        " (work %.0f + uprobe %.0f)" % (case["work_ns_per_event"], case["uprobe_ns_per_hit"])
+        if "work_ns_per_event" in case else "",
+        ", per call %.2f floors" % case["per_call_in_floors"]
+        if "per_call_in_floors" in case else ""))
 
 
 def phase_work(res, jobs):
@@ -744,6 +749,7 @@ def phase_work(res, jobs):
     runs = []
     for name in LIVE_BUILDS:
         python = python_of(name)
+        shipped_sites(name)
         for consumer in WORK_CONSUMERS + QUIET_CONSUMERS:
             markers = CONSUMERS[consumer]
             w = LIVE_WORKLOAD[consumer]

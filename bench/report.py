@@ -16,7 +16,6 @@ import sys
 CG_GEOMEAN_MAX = 1.005
 CG_WORKLOAD_MAX = 1.01
 LIVE_FACTOR = 2 * 1.10      # per call: two hits, plus 10%
-SITE_SPEEDUP_MIN = 1.8
 QUIET_MAX = 1.001           # instructions with only a gc/import semaphore set
 
 PY_LABEL = {"2.7": "2.7.18", "3.13": "3.13.15", "3.11": "3.11.2"}
@@ -49,17 +48,13 @@ def ratios(data, py, num, den="a"):
     return out
 
 
-def site_speedup(entry):
-    """How much cheaper a 5-byte site's uprobe hit is than a 1-byte one's
-    for the function consumer (the median of the ratios taken repeat by
-    repeat, the interpreter's work left out): (ratio, what was compared),
-    or None when the run has no such pair."""
-    paired = entry.get("site_speedup", {}).get("function")
-    if not paired:
-        return None
-    c5, c1 = entry["cases"]["function/5"], entry["cases"]["function/1"]
-    return paired["uprobe"], "uprobe %.0f vs %.0f ns per hit" % (
-        c1["uprobe_ns_per_hit"], c5["uprobe_ns_per_hit"])
+# The floor's sites (bench.py's FLOORS), the shipped one first.
+FLOOR_ROWS = [("nop;nop10", "`nop; nop10` (shipped)"), ("nop", "`nop` (sys/sdt.h)")]
+
+
+def bpftrace_version(res):
+    """"v0.17.0" from the machine's `bpftrace --version`."""
+    return res["machine"]["bpftrace"].replace("bpftrace", "").strip()
 
 
 class Report:
@@ -237,46 +232,60 @@ class Report:
                  "for each marker of the set) against no consumer: the workload times its "
                  "own `main()` (startup and bpftrace's attach excluded), medians over "
                  "repeats, and the extra time is divided by the events counted in "
-                 "`main()` (the events of a run with N=0 subtracted).  5-byte: the (c) "
-                 "build, whose sites are `0f 1f 44 00 00`; 1-byte: the same binary with "
-                 "each site rewritten to `90` + a 4-byte nop, so that the uprobe sits on a "
-                 "1-byte nop as with plain sys/sdt.h and nothing else changes.  The floor: "
-                 "bench/floor.c, one marker in a C loop, built with sys/sdt.h's "
-                 "1-byte nop and with the 5-byte one; it runs again between the runs of "
-                 "each function case, whose bar is held to that floor.  (On this kernel "
-                 "the 5-byte site's trampoline is entered by a CALL that writes below the "
-                 "stack pointer, in the red zone; tests/test_sites.py checks that no site "
-                 "sits in a function that keeps data there.)", "")
+                 "`main()` (the events of a run with N=0 subtracted).", "",
+                 "The sites.  On x86-64 every marker site of (c) follows libbpf usdt.h's "
+                 "convention: a 1-byte nop (`90`) where the marker's note points, then a "
+                 "10-byte nop (`66 2e 0f 1f 84 00 00 00 00 00`); bench.py checks every "
+                 "site's bytes before it measures.  bpftrace %s, gdb and SystemTap attach "
+                 "at the note, so each hit is an int3 uprobe on the 1-byte nop, as on "
+                 "sys/sdt.h's own site, on this machine's Linux %s as on earlier kernels, "
+                 "and costs what a hit there costs (the two rows of the floor below).  "
+                 "A kernel that optimizes 10-byte nops would run the "
+                 "uprobe through a trampoline, without a trap, only for a consumer that "
+                 "attaches at the byte after the note; none of these does.  The sites "
+                 "used to be one 5-byte nop (`0f 1f 44 00 00`) at the note: Linux 6.18 "
+                 "optimizes a probed 5-byte nop into a CALL to a uprobe trampoline, about "
+                 "half a trap's cost per hit, but that CALL stores its return address in "
+                 "the red zone below the stack pointer, and a child forked after its "
+                 "parent hit the site inherits the CALL without the trampoline and dies "
+                 "of SIGSEGV.  The sites give up that speed to be safe." % (
+                     bpftrace_version(self.res), self.res["machine"]["kernel"]), "",
+                 "The floor: bench/floor.c, one marker in a C loop, built with the shipped "
+                 "site (`nop; nop10`, `_SDT_NOP` redefined as the patches do) and with "
+                 "sys/sdt.h's own (`nop`), the two run in turn.  The shipped one runs "
+                 "again between the runs of each function case, whose bar is held to it.", "")
         if not live:
             self.add("_Not measured._", "")
             return
-        fl = live.get("floor", {})
+        fl = live["floor"]
         self.add("### Floor (C loop, one marker)", "", table(
             ["site", "hits", "ns per hit"],
-            [["%s-byte" % k, "%d" % fl[k]["hits"], "%.0f" % fl[k]["ns_per_hit"]]
-             for k in sorted(fl)]), "")
-        if "floor_speedup" in live:
-            self.add("5-byte sites are %.2fx cheaper per hit than 1-byte sites in C (the "
-                     "median of the ratios of runs side by side)." % live["floor_speedup"], "")
+            [[label, "%d" % fl[k]["hits"], "%.0f" % fl[k]["ns_per_hit"]]
+             for k, label in FLOOR_ROWS]), "")
+        ratio = live["floor_ratio"]
+        self.add("Per hit, the shipped site costs %.2f times sys/sdt.h's (the median of the "
+                 "ratios of runs side by side)%s" % (ratio, (
+                     ": the same trap on the same byte, within this VM's noise."
+                     if abs(ratio - 1) <= 0.1 else
+                     ", more than this VM's noise of about 10%, although both are the "
+                     "same trap on the same byte: a run to repeat.")), "")
         self.live_plot = {}
         for py in ("2.7", "3.13"):
-            e = live.get("python", {}).get(py)
+            e = live["python"].get(py)
             if not e:
                 continue
             self.add("### Python %s" % PY_LABEL[py], "",
-                     "%d marker sites, bytes at the sites: %s." % (
-                         e["sites"], ", ".join("`%s`" % b for b in e["site_bytes"])), "")
+                     "%d marker sites, each `%s` (checked)." % (e["sites"], e["site_bytes"]),
+                     "")
             rows = []
-            for key in sorted(e["cases"], key=lambda k: (k.split("/")[0], -int(k[-1]))):
-                c = e["cases"][key]
-                consumer, kind = key.split("/")
+            for consumer, c in sorted(e["cases"].items()):
                 per_call = c["ns_per_event"] * 2 if c["ns_per_event"] and consumer in (
                     "function", "cfunction") else None
-                rows.append([consumer, "%s-byte" % kind, c["workload"], "%d" % c["events"],
+                rows.append([consumer, c["workload"], "%d" % c["events"],
                              "%.1f" % (c["plain_s"] * 1e3), "%.3f" % c["slowdown"],
                              fmt(c["ns_per_event"], 0), fmt(c.get("work_ns_per_event"), 0),
                              fmt(c.get("uprobe_ns_per_hit"), 0), fmt(per_call, 0)])
-            self.add(table(["consumer", "sites", "workload", "events", "no consumer ms",
+            self.add(table(["consumer", "workload", "events", "no consumer ms",
                             "slowdown", "ns per event", "of which work", "of which uprobe",
                             "ns per call"], rows), "",
                      "An event's cost splits in two: the interpreter's work for the marker "
@@ -285,24 +294,17 @@ class Report:
                      "work while their sites stay nops, against no consumer) and the uprobe "
                      "hit itself (\"of which uprobe\": the traced run against that copy).  "
                      "All three runs of a case are interleaved.", "")
-            for kind in ("5", "1"):
-                c = e["cases"].get("function/%s" % kind)
-                if c and "per_call_in_floors" in c:
-                    floors = c["per_call_in_floors"]
-                    self.bars.append((
-                        "(d) function tracing per call <= 2 x floor + 10%%, %s, %s-byte" % (
-                            py, kind),
-                        "%.2f floors (%.0f ns per call, floor %.0f)" % (
-                            floors, 2 * c["ns_per_event"], c["floor_ns_per_hit"]),
-                        floors <= LIVE_FACTOR))
-            sp = site_speedup(e)
-            if sp:
-                self.bars.append(("(d) 5-byte sites >= %.1fx cheaper per hit, %s" % (
-                    SITE_SPEEDUP_MIN, py), "%.2fx (%s)" % (sp[0], sp[1]),
-                    sp[0] >= SITE_SPEEDUP_MIN))
+            c = e["cases"].get("function")
+            if c and "per_call_in_floors" in c:
+                floors = c["per_call_in_floors"]
+                self.bars.append((
+                    "(d) function tracing per call <= 2 x floor + 10%%, %s" % py,
+                    "%.2f floors (%.0f ns per call, floor %.0f)" % (
+                        floors, 2 * c["ns_per_event"], c["floor_ns_per_hit"]),
+                    floors <= LIVE_FACTOR))
             work = (self.res.get("work") or {}).get(py) or {}
             for consumer in ("gc", "import"):
-                c, w = e["cases"].get("%s/5" % consumer), work.get(consumer)
+                c, w = e["cases"].get(consumer), work.get(consumer)
                 if w and "ratio" in w:
                     self.bars.append((
                         "(d) only a %s probe enabled: call-heavy code not slowed, %s" % (
@@ -333,16 +335,13 @@ class Report:
                                "x%.6f" % c["ratio"] if c.get("events") == 0 else "-",
                                "%+d" % c["instructions"]]
                               for k, c in sorted(work.items())]), "")
-        sp = live.get("floor_speedup")
-        if sp:
-            self.bars.append(("(d) floor: 5-byte sites >= %.1fx cheaper per hit (C)" %
-                              SITE_SPEEDUP_MIN, "%.2fx" % sp, sp >= SITE_SPEEDUP_MIN))
 
     # --- plot ----------------------------------------------------------------
 
     def svg(self, path):
         """Left: (c)/(a) and the anchors' ratios per workload (callgrind).
-        Right: ns per event of each live consumer, 5-byte and 1-byte sites."""
+        Right: ns per event of each live consumer, and the C floor's ns
+        per hit on each site."""
         W, H = 1100, 580
         out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
                'font-family="sans-serif" font-size="11">' % (W, H),
@@ -402,29 +401,27 @@ class Report:
         x1, pw2 = 720, 340
         out.append('<text x="%d" y="22" font-size="14">Live: ns per event, count-only '
                    'bpftrace</text>' % (x1 - 40))
-        bars = []
+        bars = []   # (label, ns, colour)
         for py in ("2.7", "3.13"):
             for consumer in ("function", "line", "cfunction"):
-                for kind in ("5", "1"):
-                    c = lp.get(py, {}).get("%s/%s" % (consumer, kind))
-                    if c and c["ns_per_event"]:
-                        bars.append(("%s %s %s-byte" % (py, consumer, kind), c["ns_per_event"],
-                                     kind))
+                c = lp.get(py, {}).get(consumer)
+                if c and c["ns_per_event"]:
+                    bars.append(("%s %s" % (py, consumer), c["ns_per_event"], colors[0]))
         fl = (self.res.get("live") or {}).get("floor", {})
-        for kind in ("5", "1"):
+        for kind, _ in FLOOR_ROWS:
             if kind in fl:
-                bars.append(("C floor %s-byte" % kind, fl[kind]["ns_per_hit"], kind))
+                bars.append(("C floor %s" % kind.replace(";", "; "), fl[kind]["ns_per_hit"],
+                             colors[1]))
         if bars:
             mx = max(b[1] for b in bars) * 1.1
             bh = min(26, ph / len(bars))
-            for i, (label, v, kind) in enumerate(bars):
+            for i, (label, v, color) in enumerate(bars):
                 by = y0 + i * bh
                 out.append('<text x="%d" y="%.1f" text-anchor="end">%s</text>' % (
                     x1 + 60, by + bh * 0.7, label))
                 out.append('<rect x="%d" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>'
                            '<text x="%.1f" y="%.1f">%.0f</text>' % (
-                               x1 + 64, by + 2, (v / mx) * (pw2 - 60), bh - 4,
-                               colors[0] if kind == "5" else colors[1],
+                               x1 + 64, by + 2, (v / mx) * (pw2 - 60), bh - 4, color,
                                x1 + 68 + (v / mx) * (pw2 - 60), by + bh * 0.7, v))
         out.append("</svg>")
         with open(path, "w") as f:
@@ -521,9 +518,8 @@ def closing_notes(rep):
                     PY_LABEL[py], hs["workload"], (hs["c"] / hs["a"] - 1) * 100,
                     ", ".join("`%s` %+d" % (f, d) for f, _, _, d in hs["functions"][:5])))
     live = rep.res.get("live") or {}
-    for (py, e), kind in [(pe, k) for pe in sorted((live.get("python") or {}).items())
-                          for k in ("5", "1")]:
-        c = e["cases"].get("function/%s" % kind)
+    for py, e in sorted((live.get("python") or {}).items()):
+        c = e["cases"].get("function")
         if not c or c.get("per_call_in_floors", 0) <= LIVE_FACTOR:
             continue
         floor = c["floor_ns_per_hit"]
@@ -549,49 +545,29 @@ def closing_notes(rep):
                       "limit by %.0f%%, less than this run's noise (below)." % (
                           (c["per_call_in_floors"] / LIVE_FACTOR - 1) * 100))
         notes.append(
-            "Python %s, (d), %s-byte sites: a traced call costs %.2f floors (median of "
+            "Python %s, (d): a traced call costs %.2f floors (median of "
             "repeat-by-repeat ratios; medians %.0f ns per call, floor %.0f ns), against a "
             "limit of %.2f.  Beyond the two uprobe hits, a call costs the interpreter's own "
             "work with a consumer attached (the file, function and module names and the "
             "line number for each marker%s), which the bar leaves 10%% of two hits, "
             "%.0f ns.%s" % (
-                PY_LABEL[py], kind, c["per_call_in_floors"], 2 * c["ns_per_event"], floor,
+                PY_LABEL[py], c["per_call_in_floors"], 2 * c["ns_per_event"], floor,
                 LIVE_FACTOR,
                 "; on 3.13 also the PEP 669 instrumentation that brings the frame "
                 "events to them" if py == "3.13" else "",
                 0.2 * floor, split))
     if live:
-        spread = sorted(x["floor_ns_per_hit"] for e in (live.get("python") or {}).values()
-                        for x in e["cases"].get("function/5", {}).get("samples", [])
-                        if "floor_ns_per_hit" in x)
+        spread = sorted(x["floor_ns_per_hit"] for e in live["python"].values()
+                        for x in e["cases"].get("function", {}).get("samples", []))
         notes.append(
             "The live numbers are wall-clock measurements on a 2-core VM whose speed drifts "
-            "from one run to the next%s.  The bars therefore use "
-            "ratios taken within each repeat, between runs seconds apart (each function "
-            "case against the floor measured in the same repeat, 1-byte against 5-byte "
-            "sites of the same repeat), and keep their median; the tables show the medians "
-            "of each measurement.  Bars of (d) that miss by less than about 10%% are within "
-            "that noise." % (
-                " (the 5-byte floor alone, measured between the function runs, went from "
+            "from one run to the next%s.  The bars therefore use ratios taken within each "
+            "repeat, between runs seconds apart (each function case against the floor "
+            "measured in the same repeat, as the two floors against each other), and keep "
+            "their median; the tables show the medians of each measurement.  Bars of (d) "
+            "that miss by less than about 10%% are within that noise." % (
+                " (the floor alone, measured between the function runs, went from "
                 "%.0f to %.0f ns per hit)" % (spread[0], spread[-1]) if spread else ""))
-        floor_sp = live.get("floor_speedup")
-        for py, e in sorted((live.get("python") or {}).items()):
-            sp = site_speedup(e)
-            if sp and floor_sp:
-                c5, c1 = e["cases"]["function/5"], e["cases"]["function/1"]
-                notes.append(
-                    "Python %s, (d): a function event costs %.0f ns on a 1-byte site and "
-                    "%.0f on a 5-byte one (%.2fx); both pay the same interpreter work on top "
-                    "of the uprobe, so the ratio of whole events is always below the "
-                    "uprobes'.  The bar compares hits: %s, %.2fx, against %.2fx in the C "
-                    "loop.%s" % (
-                        PY_LABEL[py], c1["ns_per_event"], c5["ns_per_event"],
-                        c1["ns_per_event"] / c5["ns_per_event"], sp[1], sp[0], floor_sp,
-                        "  The interpreter's hits gain what the kernel gives a hit in C, "
-                        "within this run's noise; the bar's %.1fx is the kernel's to meet, "
-                        "and the C loop measured %.2fx here." % (SITE_SPEEDUP_MIN, floor_sp)
-                        if sp[0] < SITE_SPEEDUP_MIN and abs(sp[0] / floor_sp - 1) < 0.1
-                        else ""))
         quiet = [(py, k, c) for py, w in sorted((rep.res.get("work") or {}).items())
                  for k, c in sorted(w.items()) if k in ("gc", "import") and "ratio" in c]
         notes.append(

@@ -13,11 +13,18 @@ import sys
 
 
 def c_module(func):
-    """The module the cfunction markers name for a C function."""
+    """The module the cfunction markers name for a C function: its
+    __module__, or for a method, the module of the type that defines it
+    (a method of a C type called on an instance of a Python subclass is the
+    C type's)."""
     module = getattr(func, "__module__", None)
     if module is None:
         owner = getattr(func, "__self__", None)
         if owner is not None:
+            for cls in type(owner).__mro__:
+                if type(vars(cls).get(func.__name__)).__name__ in (
+                        "method_descriptor", "classmethod_descriptor"):
+                    return cls.__module__
             module = type(owner).__module__
     return module
 
