@@ -219,9 +219,22 @@ class Bpftrace(object):
                     still = still + 1 if now == size else 0
                     size = now
             finally:
-                tracer.send_signal(signal.SIGINT)
-                _, stderr = tracer.communicate(timeout=60)
+                stderr = self.interrupt(tracer)
             return self._events(d, tracer.returncode, stderr, out)
+
+    @staticmethod
+    def interrupt(tracer):
+        """Stop a bpftrace started with stderr=PIPE as Ctrl-C does; its
+        stderr.  bpftrace 0.17 has been seen here to miss a SIGINT and wait
+        on: the signal is sent again each second, for a minute."""
+        for _ in range(60):
+            tracer.send_signal(signal.SIGINT)
+            try:
+                return tracer.communicate(timeout=1)[1]
+            except subprocess.TimeoutExpired:
+                pass
+        tracer.kill()
+        raise AssertionError("bpftrace did not stop on SIGINT: %s" % tracer.communicate()[1])
 
     @staticmethod
     def _wait_attached(tracer, out):

@@ -3,19 +3,19 @@
 
     sites.py ELF
 
-Every site in ELF's .note.stapsdt must be a 5-byte nop (0f 1f 44 00 00)
-in a function that keeps no data in the red zone, the 128 bytes below the
-stack pointer.  Linux 6.18 runs a uprobe on a 5-byte nop by writing a CALL
-to its trampoline over it; that CALL stores its return address at rsp-8,
-so a live marker in a function that keeps data there would overwrite it
-on every hit.  A function keeps nothing there when none of its memory
-operands is below %rsp, and it either calls another function (GCC uses the
-red zone in leaf functions only) or has no memory operand below %rbp.  ELF
-needs its symbol table (check the build tree's binaries, not stripped
-ones).  Exit status 0 when all holds, 1 otherwise, with a line per site;
-2 when ELF cannot be checked (no sites, no symbols).
+Every site of ELF's .note.stapsdt must follow libbpf usdt.h's convention:
+a 1-byte nop (90) where the note points, then the 10-byte nop 66 2e 0f 1f
+84 00 00 00 00 00 (nopw %cs:0x0(%rax,%rax,1)).  A consumer that attaches
+at the note puts an int3 uprobe on the 1-byte nop, which costs a trap per
+hit and writes nothing to the program's stack or code beyond it.  The site
+must not be a 5-byte nop: Linux 6.18 turns a uprobe on one into a CALL to
+a trampoline, which stores into the red zone and kills a child forked
+after the parent hit the site.  Only the notes and program headers are
+read: stripped binaries can be checked.  Exit status 0 when every site
+holds, 1 otherwise, with a line per bad site; 2 when ELF cannot be checked
+(not an x86-64 ELF, no sites).
 
-The spec's %check runs this on the interpreters it built; the test suite
+The spec's %check runs this on the installed interpreters; the test suite
 imports it.
 """
 
@@ -23,7 +23,7 @@ import re
 import subprocess
 import sys
 
-NOP5 = bytes.fromhex("0f1f440000")
+SITE = bytes.fromhex("90" "662e0f1f840000000000")
 
 
 def run(cmd):
@@ -54,58 +54,23 @@ def file_offset(elf, address):
     raise ValueError("%#x is in no LOAD segment of %s" % (address, elf))
 
 
-def functions(elf):
-    """[(start, size, name)] of the ELF's code symbols."""
-    found = []
-    for line in run(["nm", "-S", "--defined-only", elf]).splitlines():
-        f = line.split()
-        if len(f) == 4 and f[2] in "tTW":
-            found.append((int(f[0], 16), int(f[1], 16), f[3]))
-    return found
-
-
-def red_zone_use(elf, start, size):
-    """The first instruction of the function at start that shows it may
-    keep data in the red zone, or None."""
-    code = run(["objdump", "-d", "--no-show-raw-insn", "--start-address=%#x" % start,
-                "--stop-address=%#x" % (start + size), elf])
-    below_rsp = re.findall(r"^.*-0x[0-9a-f]+\(%rsp[,)].*$", code, re.M)
-    below_rbp = re.findall(r"^.*-0x[0-9a-f]+\(%rbp[,)].*$", code, re.M)
-    leaf = not re.search(r"\scall\s", code)
-    if below_rsp:
-        return below_rsp[0].strip()
-    if leaf and below_rbp:
-        return below_rbp[0].strip()
-    return None
-
-
 def problems(elf):
-    """A line for each site that is not a 5-byte nop or sits in a function
-    that may keep data in the red zone; ValueError if ELF has no sites or
-    no symbols to check them against."""
+    """A line for each site that is not 90 then the 10-byte nop; ValueError
+    if ELF is not x86-64 or has no sites."""
+    if not re.search(r"^\s*Machine:\s+Advanced Micro Devices X86-64$",
+                     run(["readelf", "-h", elf]), re.M):
+        raise ValueError("%s is not an x86-64 ELF file" % elf)
     found = sites(elf)
     if not found:
         raise ValueError("%s has no marker sites" % elf)
-    syms = functions(elf)
-    if not syms:
-        raise ValueError("%s has no symbol table to check its sites against" % elf)
     with open(elf, "rb") as f:
         data = f.read()
     out = []
     for marker, address in found:
         off = file_offset(elf, address)
-        if data[off:off + 5] != NOP5:
-            out.append("%s at %#x: %s, not 0f 1f 44 00 00" % (
-                marker, address, data[off:off + 5].hex()))
-        fn = [s for s in syms if s[0] <= address < s[0] + s[1]]
-        if not fn:
-            out.append("%s at %#x: in no function" % (marker, address))
-            continue
-        start, size, name = fn[0]
-        use = red_zone_use(elf, start, size)
-        if use:
-            out.append("%s at %#x: in %s, which may keep data in the red zone (%s)" % (
-                marker, address, name, use))
+        code = data[off:off + len(SITE)]
+        if code != SITE:
+            out.append("%s at %#x: %s, not %s" % (marker, address, code.hex(" "), SITE.hex(" ")))
     return out
 
 
@@ -115,13 +80,14 @@ def main(argv):
     try:
         bad = problems(argv[1])
     except (ValueError, OSError, subprocess.CalledProcessError) as e:
-        print("sites.py: %s" % e, file=sys.stderr)
+        print("sites.py: %s" % (e.output.strip() if getattr(e, "output", None) else e),
+              file=sys.stderr)
         return 2
     for line in bad:
         print("sites.py: %s: %s" % (argv[1], line))
     if bad:
         return 1
-    print("sites.py: %s: %d sites, every one a 5-byte nop outside the red zone" % (
+    print("sites.py: %s: %d sites, every one a 1-byte nop then a 10-byte nop" % (
         argv[1], len(sites(argv[1]))))
     return 0
 

@@ -21,10 +21,11 @@ import markers
 SCRIPT = {"line": "lines"}
 ORACLE_SEES = ("function__", "cfunction__", "line ")
 # Not fixtures with an expected output: the oracle, modules fixtures
-# import, the fixtures of the property tests at the end, and the busy loop
-# the examples run in the guest (test_examples.py).
+# import, the fixtures of the property tests at the end, the busy loop the
+# examples run in the guest (test_examples.py), and the fork fixtures
+# (test_fork.py).
 NOT_COMPARED = ("oracle.py", "dtrace_helper.py", "wrappers.py", "threads.py", "attach.py",
-                "spin.py", "profiled.py")
+                "spin.py", "profiled.py", "forks.py", "pool.py", "subprocesses.py")
 
 
 def cases():

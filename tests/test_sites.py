@@ -1,12 +1,14 @@
-"""The marker sites on x86-64 are 5-byte nops (0f 1f 44 00 00), which Linux
-6.18+ runs a uprobe on through a trampoline instead of an int3 trap
-(patches/python2.7/0002, patches/python3.13/0004), and the consumers that
-read the ELF notes still find and use them: readelf and eu-readelf agree
-on every note, objdump shows the nop at every site's address, and gdb
-stops at one and reads its arguments.  (bpftrace and SystemTap consume the
-same sites in test_semantics.py, test_examples_bpftrace.py and
-test_guest.py.)  Every site sits in a function that keeps nothing in
-the red zone, which the kernel's trampoline CALL would overwrite."""
+"""The marker sites on x86-64 follow libbpf usdt.h's convention: a 1-byte nop
+where the note points, then a 10-byte nop (patches/python2.7/0002,
+patches/python3.13/0004).  Consumers attach at the note and put an int3
+uprobe on the 1-byte nop; a 5-byte nop there would be optimized by Linux
+6.18 into a CALL that kills forked children (test_fork.py).  Here:
+readelf and eu-readelf agree on every note, objdump decodes the two nops at
+every site, tests/sites.py (which the spec's %check runs on the stripped,
+installed interpreters) passes on every build, stripped too, and fails on
+a 5-byte site, and gdb stops at a site and reads its arguments.  (bpftrace
+and SystemTap consume the same sites in test_semantics.py, test_fork.py,
+test_examples_bpftrace.py and test_guest.py.)"""
 
 import os
 import platform
@@ -20,11 +22,12 @@ import pytest
 
 import harness
 import sites as site_check
+import test_fork
 
 SITES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sites.py")
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
-                                reason="5-byte sites are emitted on x86-64 only")
+                                reason="the nop, nop10 sites are emitted on x86-64 only")
 
 
 run = site_check.run
@@ -44,74 +47,65 @@ def eu_readelf_sites(elf):
     return sorted(sites)
 
 
+def sites_py(elf):
+    return subprocess.run([sys.executable, SITES, elf], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+
+
 @pytest.mark.parametrize("build", harness.builds())
-def test_sites_are_5_byte_nops(build):
+def test_sites_are_nop_then_nop10(build):
     elf = harness.marker_object(build)
     sites = readelf_sites(elf)
     assert sites, "no markers in %s" % elf
     assert eu_readelf_sites(elf) == sites
-    # objdump decodes each as one 5-byte nop starting at the note's address.
+    # objdump decodes a 1-byte nop at the note's address, then one
+    # 10-byte nop.
     for marker, address in sites:
-        out = run(["objdump", "-d", "--start-address=%#x" % address,
-                   "--stop-address=%#x" % (address + 5), elf])
-        assert re.search(r"^\s*%x:\s+0f 1f 44 00 00\s+nopl\s+0x0\(%%rax,%%rax,1\)" % address,
+        out = run(["objdump", "-d", "--insn-width=11", "--start-address=%#x" % address,
+                   "--stop-address=%#x" % (address + 11), elf])
+        assert re.search(r"^\s*%x:\s+90\s+nop\n\s*%x:\s+66 2e 0f 1f 84 00 00 00 00 00\s+"
+                         r"cs nopw 0x0\(%%rax,%%rax,1\)$" % (address, address + 1),
                          out, re.M), (marker, out)
 
 
 @pytest.mark.parametrize("build", harness.builds())
-def test_sites_are_not_in_red_zone_functions(build):
-    """tests/sites.py (which the spec's %check runs too) on each build: no
-    site in a function that may keep data in the red zone, which Linux
-    6.18's trampoline CALL overwrites on every hit."""
+def test_sites_py_passes(build):
+    """tests/sites.py (which the spec's %check runs too) on each build, and
+    on a stripped copy, as the packages ship it."""
     elf = harness.marker_object(build)
-    out = subprocess.run([sys.executable, SITES, elf], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, universal_newlines=True)
-    assert out.returncode == 0, out.stdout
-    assert "%d sites, every one a 5-byte nop outside the red zone" % len(
-        readelf_sites(elf)) in out.stdout, out.stdout
-
-
-LEAF = r"""
-#include <sys/sdt.h>
-#undef _SDT_NOP
-#define _SDT_NOP .byte 0x0f; .byte 0x1f; .byte 0x44; .byte 0x00; .byte 0x00
-__attribute__((noinline)) long leaf(long a)
-{
-    volatile long t[15];
-    long s = 0;
-    for (int i = 0; i < 15; i++) t[i] = a + i;
-    STAP_PROBE1(test, hit, a);
-    for (int i = 0; i < 15; i++) s += t[i] - (a + i);
-    return s;
-}
-int main(int argc, char **argv) { (void)argv; return (int)leaf(argc); }
-"""
-
-
-def test_sites_py_finds_a_red_zone_leaf():
-    """The checker itself: a leaf function that keeps an array below rsp
-    with a 5-byte site in it (which, traced on Linux 6.18, returns wrong
-    results) is reported and fails; a stripped binary is an error."""
-    if shutil.which("gcc") is None:
-        pytest.fail("gcc is needed to build the leaf function")
+    summary = "%d sites, every one a 1-byte nop then a 10-byte nop" % len(readelf_sites(elf))
+    out = sites_py(elf)
+    assert out.returncode == 0 and summary in out.stdout, out.stdout
     with tempfile.TemporaryDirectory() as tmp:
-        src, exe = os.path.join(tmp, "leaf.c"), os.path.join(tmp, "leaf")
-        with open(src, "w") as f:
-            f.write(LEAF)
-        subprocess.run(["gcc", "-O2", "-o", exe, src], check=True)
-        out = subprocess.run([sys.executable, SITES, exe], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, universal_newlines=True)
+        stripped = os.path.join(tmp, os.path.basename(elf))
+        subprocess.run(["strip", "-o", stripped, elf], check=True)
+        assert "symtab" not in run(["readelf", "-S", stripped])
+        out = sites_py(stripped)
+        assert out.returncode == 0 and summary in out.stdout, out.stdout
+
+
+def test_sites_py_rejects_a_5_byte_site():
+    """The checker itself, on dtracedata/forksite.c: the 5-byte site of the
+    old convention fails with a line naming it, the nop, nop10 one passes,
+    sys/sdt.h's own 1-byte nop fails too, and a program without sites
+    cannot be checked."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = sites_py(test_fork.forksite(tmp, "nop5"))
         assert out.returncode == 1, out.stdout
-        assert re.search(r"hit at 0x[0-9a-f]+: in leaf, which may keep data in the red zone",
-                         out.stdout), out.stdout
-        subprocess.run(["strip", exe], check=True)
-        out = subprocess.run([sys.executable, SITES, exe], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, universal_newlines=True)
-        assert out.returncode == 2 and "no symbol table" in out.stdout, out.stdout
+        assert re.search(r"^sites.py: \S+: tick at 0x[0-9a-f]+: 0f 1f 44 00 00 .*, not "
+                         r"90 66 2e 0f 1f 84 00 00 00 00 00$", out.stdout, re.M), out.stdout
+        out = sites_py(test_fork.forksite(tmp, "nop-nop10"))
+        assert out.returncode == 0 and "1 sites, every one" in out.stdout, out.stdout
+        plain = os.path.join(tmp, "plain")
+        subprocess.run(["gcc", "-O2", "-o", plain, test_fork.FORKSITE], check=True)
+        out = sites_py(plain)
+        assert out.returncode == 1 and re.search(r"tick at 0x[0-9a-f]+: 90 ", out.stdout), out.stdout
+        out = sites_py("/bin/true")
+        assert out.returncode == 2 and "no marker sites" in out.stdout, out.stdout
 
 
 @pytest.mark.parametrize("build", harness.builds())
-def test_gdb_stops_at_a_5_byte_site(build):
+def test_gdb_stops_at_a_site(build):
     if shutil.which("gdb") is None:
         if harness.REQUIRE_CONSUMERS:
             pytest.fail("gdb is not installed")
@@ -131,7 +125,7 @@ def test_gdb_stops_at_a_5_byte_site(build):
                     "commands\n"
                     "silent\n"
                     "printf \"ENTRY %s %s %d\\n\", $_probe_arg0, $_probe_arg1, $_probe_arg2\n"
-                    "x/i $pc\n"
+                    "x/2i $pc\n"
                     "continue\n"
                     "end\n"
                     "run\n")
@@ -140,4 +134,5 @@ def test_gdb_stops_at_a_5_byte_site(build):
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
             timeout=300).stdout
     assert "ENTRY %s probed_function 1" % script in out, out[-3000:]
-    assert re.search(r"=> 0x[0-9a-f]+ <[^>]*>:\s+nopl\s+0x0\(%rax,%rax,1\)", out), out[-3000:]
+    assert re.search(r"=> 0x[0-9a-f]+ <[^>]*>:\s+nop\n\s+0x[0-9a-f]+ <[^>]*>:\s+"
+                     r"cs nopw 0x0\(%rax,%rax,1\)", out), out[-3000:]

@@ -378,14 +378,61 @@ def examples(run):
                 jobs.append(Job(name, "false", error="no build %s with a tapset in build/tapset*/ "
                                 "(make build tapset)" % build))
                 continue
+            # No overload limit, as for the consumers above: under TCG a
+            # probe costs tens of times what it costs on hardware, and
+            # lines.stp on spin.py was once stopped by it.
             module = Module("pst_example_%s_%s" % (ident(example[:-len(".stp")]),
                                                    ident(os.path.basename(tapsets))),
-                            script, ["-I", tapsets], args)
+                            script, ["-I", tapsets, "-DSTP_NO_OVERLOAD"], args)
             jobs.append(as_typed(run, name, module, build, fixture))
     return jobs
 
 
-PROVIDERS = [semantics, seed, semaphores, aliases, examples]
+# --- test_fork.py: forked children under stap ---------------------------------
+
+def fork_name(build, fixture):
+    return "fork-%s-%s" % (build, fixture)
+
+
+def fork_module(build):
+    """A module counting every marker build claims, by name, and the calls of
+    the fixture's own functions (in the directory of module parameter dir),
+    by process: stap traces every process of the ELF, forked children too."""
+    obj = harness.marker_object(build)
+    points = ",\n      ".join('process("%s").mark("%s")' % (obj, marker)
+                              for marker in claimed(build))
+    script = ('global dir = ""\n'
+              "global hits, fixture\n"
+              "probe %s\n{\n    hits[$$name]++\n}\n"
+              'probe process("%s").mark("function__entry")\n{\n'
+              '    if (dir != "" && $arg1 != 0 && substr(user_string($arg1), 0, strlen(dir)) == dir)\n'
+              "        fixture[pid()]++\n}\n"
+              "probe end\n{\n"
+              '    foreach (marker+ in hits)\n        printf("hits %%s %%d\\n", marker, hits[marker])\n'
+              '    foreach (p+ in fixture)\n        printf("fixture %%d %%d\\n", p, fixture[p])\n'
+              "}\n" % (points, obj))
+    # Every line of every process, under TCG: past stap's overload limit.
+    return Module("pst_fork_" + ident(build), script, ["-DSTP_NO_OVERLOAD"])
+
+
+def forks(run):
+    """Each fixture of test_fork.FIXTURES on each build, started by staprun
+    -c: its stdout is the job's."""
+    import test_fork
+    jobs = []
+    for build in harness.builds():
+        module = fork_module(build)
+        for fixture in test_fork.FIXTURES:
+            name = fork_name(build, fixture)
+            fixtures = run.fixtures(name)
+            command = staprun(run.module(module),
+                              "%s %s%s.py" % (harness.interpreter(build), fixtures, fixture),
+                              params=[("dir", fixtures)])
+            jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
+    return jobs
+
+
+PROVIDERS = [semantics, seed, semaphores, aliases, examples, forks]
 
 
 def wanted_by(item):
