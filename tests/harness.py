@@ -362,3 +362,25 @@ class Stap(object):
 
 
 CONSUMERS = [Bpftrace(), Gdb(), Stap()]
+
+
+def cannot_run(reason):
+    """The calling test needs a consumer or tool that cannot run here: skip
+    it, saying why, or under REQUIRE_ALL_CONSUMERS=1 (CI) fail it."""
+    import pytest
+    if REQUIRE_CONSUMERS:
+        pytest.fail("REQUIRE_ALL_CONSUMERS=1 but " + reason)
+    pytest.skip(reason)
+
+
+def require(consumer, build=None):
+    """The consumer, if it can trace build here.  Otherwise skip: it cannot
+    trace this build at all (its unsupported()); or cannot_run()."""
+    import pytest
+    unsupported = getattr(consumer, "unsupported", lambda build: None)(build)
+    if unsupported:
+        pytest.skip("%s cannot trace %s: %s" % (consumer.name, build, unsupported))
+    reason = consumer.unavailable()
+    if reason:
+        cannot_run("%s cannot run: %s" % (consumer.name, reason))
+    return consumer

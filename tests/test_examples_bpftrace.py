@@ -23,11 +23,7 @@ BPFTRACE = harness.Bpftrace()
 
 
 def need_bpftrace():
-    reason = BPFTRACE.unavailable()
-    if reason:
-        if harness.REQUIRE_CONSUMERS:
-            pytest.fail("REQUIRE_ALL_CONSUMERS=1 but bpftrace cannot run: " + reason)
-        pytest.skip("bpftrace: " + reason)
+    harness.require(BPFTRACE)
 
 
 # Runs a program as its own __main__ once told to on stdin: bpftrace -p

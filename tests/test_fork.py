@@ -227,19 +227,6 @@ CONSUMERS = {
 }
 
 
-def need(tool, build=None):
-    """Skip where tool cannot trace build or cannot run here (fail instead
-    under REQUIRE_ALL_CONSUMERS=1, as in test_semantics.py)."""
-    unsupported = getattr(tool, "unsupported", lambda build: None)(build)
-    if unsupported:
-        pytest.skip("%s cannot trace %s: %s" % (tool.name, build, unsupported))
-    reason = tool.unavailable()
-    if reason:
-        if harness.REQUIRE_CONSUMERS:
-            pytest.fail("REQUIRE_ALL_CONSUMERS=1 but %s cannot run: %s" % (tool.name, reason))
-        pytest.skip("%s: %s" % (tool.name, reason))
-
-
 @pytest.mark.parametrize("fixture", FIXTURES)
 @pytest.mark.parametrize("build", harness.builds())
 def test_untraced(build, fixture):
@@ -252,7 +239,7 @@ def test_untraced(build, fixture):
 @pytest.mark.parametrize("build", harness.builds())
 def test_children_unharmed(build, fixture, consumer):
     tool, runner, every_process = CONSUMERS[consumer]
-    need(tool, build)
+    harness.require(tool, build)
     printed, hits, pids = runner(build, fixture)
     assert printed == untraced(build, fixture), (hits, pids)
     # Not vacuous: every marker fired while the consumer was attached, and
@@ -288,7 +275,7 @@ def test_c_site_conventions_under_bpftrace():
     it once each and exit 7, 8, 9, traced by bpftrace -c.  With the nop;
     nop10 site every child exits as untraced; with a 5-byte nop, on a
     kernel that optimizes it (Linux 6.18), every child dies of SIGSEGV."""
-    need(harness.Bpftrace())
+    harness.require(harness.Bpftrace())
     fine = ["child %d: exit %d" % (c, 7 + c) for c in range(3)]
     got = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -47,16 +47,10 @@ def unavailable(tools=TOOLS):
     return "not installed: " + ", ".join(missing) if missing else None
 
 
-def skip_or_fail(reason):
-    if harness.REQUIRE_CONSUMERS:
-        pytest.fail("REQUIRE_ALL_CONSUMERS=1, but " + reason)
-    pytest.skip(reason)
-
-
 def need(tools=TOOLS):
     reason = unavailable(tools)
     if reason:
-        skip_or_fail(reason)
+        harness.cannot_run(reason)
 
 
 def run(*command, **kw):
@@ -404,7 +398,7 @@ def test_payload_tapset_elaborates(packages, payload, name):
     need()
     reason = staptools.stap_unavailable()
     if reason:
-        skip_or_fail(reason)
+        harness.cannot_run(reason)
     series = INTERPRETERS[name]
     major, minor = series[len("python"):].split(".")
     text = tapset_text(payload, series)

@@ -49,14 +49,7 @@ def ids(case):
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_consumer(consumer, case):
     build, fixture = case
-    unsupported = getattr(consumer, "unsupported", lambda build: None)(build)
-    if unsupported:
-        pytest.skip("%s cannot trace %s: %s" % (consumer.name, build, unsupported))
-    reason = consumer.unavailable()
-    if reason:
-        if harness.REQUIRE_CONSUMERS:
-            pytest.fail("REQUIRE_ALL_CONSUMERS=1 but %s cannot run: %s" % (consumer.name, reason))
-        pytest.skip("%s: %s" % (consumer.name, reason))
+    harness.require(consumer, build)
     consumer.details = ""
     got = consumer.run(build, SCRIPT.get(fixture, "calls"), fixture)
     want = harness.read_expected(build, fixture)
@@ -85,13 +78,7 @@ def builds_claiming(marker):
 
 
 def bpftrace():
-    consumer = harness.Bpftrace()
-    reason = consumer.unavailable()
-    if reason:
-        if harness.REQUIRE_CONSUMERS:
-            pytest.fail("REQUIRE_ALL_CONSUMERS=1 but bpftrace cannot run: %s" % reason)
-        pytest.skip("bpftrace: %s" % reason)
-    return consumer
+    return harness.require(harness.Bpftrace())
 
 
 @pytest.mark.parametrize("build", builds_claiming("function__entry"))

@@ -13,7 +13,6 @@ test_examples_bpftrace.py and test_guest.py.)"""
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,10 +105,7 @@ def test_sites_py_rejects_a_5_byte_site():
 
 @pytest.mark.parametrize("build", harness.builds())
 def test_gdb_stops_at_a_site(build):
-    if shutil.which("gdb") is None:
-        if harness.REQUIRE_CONSUMERS:
-            pytest.fail("gdb is not installed")
-        pytest.skip("gdb is not installed (apt-get install gdb)")
+    harness.require(harness.Gdb())
     python = harness.interpreter(build)
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(tmp, "site.py")
