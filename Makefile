@@ -224,7 +224,7 @@ RPMBUILD_FLAGS = --define '_topdir $(RPM_TOPDIR)' --define '_sourcedir $(RPM_TOP
 # documentation, but an edit to it alone does not rebuild them for make check
 # (make rpm always rebuilds).
 RPM_INPUTS := python.spec python.rpmlintrc probes.d tapset/libpython.stp.in tapset/gen-tapset \
-	tests/markers.py scripts/rpm-sources.sh $(wildcard patches/*/*.patch patches/*/markers) \
+	tests/markers.py tests/sites.py scripts/rpm-sources.sh $(wildcard patches/*/*.patch patches/*/markers) \
 	$(wildcard examples/*.stp examples/bpftrace/*.bt) examples/workload.py
 
 define rpm_sources
