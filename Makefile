@@ -1,11 +1,11 @@
-# python-systemtap: CPython 2.7 and 3.13 with static markers for SystemTap,
+# python-systemtap: CPython 2.7, 3.13 and 3.14 with static markers for SystemTap,
 # bpftrace, gdb and every other USDT consumer.
 #
 #   make sources      fetch and check the pristine tarballs (SOURCES=dir)
-#   make build        build both Pythons with the markers: build/bin/python*
+#   make build        build every Python with the markers: build/bin/python*
 #   make build-shared the same, --enable-shared (markers in libpython)
-#   make build-variants  Python 3.13 free-threaded and with the tier-2 (JIT)
-#                     interpreter: build/bin/python3.13-ft, python3.13-jit
+#   make build-variants  Python 3.13 and 3.14 free-threaded and with the
+#                     tier-2 (JIT) interpreter: build/bin/python3.1X-ft, -jit
 #   make demo         trace a bundled workload with bpftrace: a live call tree
 #   make check        run the test suite (and make rpm first, if rpmbuild
 #                     is installed: tests/test_rpm.py checks the packages)
@@ -27,6 +27,13 @@ PY3_TARBALL := Python-$(PY3_VERSION).tar.xz
 PY3_SHA256  := 1e66a7945a48390ee4c2a4268a0e4185884059a13c4aab6d148aa208deea4a76
 PY3_URL     := https://www.python.org/ftp/python/$(PY3_VERSION)/$(PY3_TARBALL)
 
+# Debian's archive keeps this tarball in its pool although no index lists
+# it: scripts/fetch-source.sh finds it by its pool path.
+PY314_VERSION := 3.14.7
+PY314_TARBALL := Python-$(PY314_VERSION).tar.xz
+PY314_SHA256  := 3b48dac8fb59f62eaa67ac83c1eb12bda1b7a08406dd286e252c11a66be27f81
+PY314_URL     := https://www.python.org/ftp/python/$(PY314_VERSION)/$(PY314_TARBALL)
+
 # The benchmark's anchor (make bench): upstream 3.11, the last release with
 # function and line markers, from Debian 12's source package.
 PY311_VERSION := 3.11.2
@@ -42,7 +49,7 @@ PYTEST  ?= /usr/bin/python3 -m pytest
 BASE_CONFIGURE_FLAGS := --with-dtrace --without-ensurepip
 CONFIGURE_FLAGS ?=
 
-SERIES := python2.7 python3.13
+SERIES := python2.7 python3.13 python3.14
 
 # make rpm (see "rpm" below); make check depends on the packages if rpmbuild
 # is installed.
@@ -60,18 +67,22 @@ all: build
 
 tarball.python2.7 := $(SOURCES)/$(PY2_TARBALL)
 tarball.python3.13 := $(SOURCES)/$(PY3_TARBALL)
+tarball.python3.14 := $(SOURCES)/$(PY314_TARBALL)
 fetch.python2.7 := scripts/fetch-source.sh $(PY2_TARBALL) $(PY2_SHA256) python2.7 $(PY2_URL) $(SOURCES)
 fetch.python3.13 := scripts/fetch-source.sh $(PY3_TARBALL) $(PY3_SHA256) python3.13 $(PY3_URL) $(SOURCES)
+fetch.python3.14 := scripts/fetch-source.sh $(PY314_TARBALL) $(PY314_SHA256) python3.14 $(PY314_URL) $(SOURCES)
 
 sources:
-	$(fetch.python2.7)
-	$(fetch.python3.13)
+	$(foreach s,$(SERIES),$(fetch.$(s)) &&) true
 
 $(SOURCES)/$(PY2_TARBALL):
 	$(fetch.python2.7)
 
 $(SOURCES)/$(PY3_TARBALL):
 	$(fetch.python3.13)
+
+$(SOURCES)/$(PY314_TARBALL):
+	$(fetch.python3.14)
 
 $(SOURCES)/$(PY311_TARBALL):
 	scripts/fetch-source.sh $(PY311_TARBALL) $(PY311_SHA256) python3.11 $(PY311_URL) $(SOURCES) $(PY311_DEBIAN)
@@ -107,32 +118,34 @@ build: $(SERIES:%=$(BUILD)/bin/%)
 
 build-shared: $(SERIES:%=$(BUILD)/bin/%-shared)
 
-# Python 3.13's other interpreters, whose markers the tests hold to the same
-# expectations: free-threaded (--disable-gil), and the tier-2 interpreter
-# that runs the optimizer's traces (the machine-code JIT needs LLVM 18,
-# which Debian 12 lacks; =interpreter runs the same traces uop by uop).
+# The other interpreters of Python 3.13 and 3.14, whose markers the tests
+# hold to the same expectations: free-threaded (--disable-gil), and the
+# tier-2 interpreter that runs the optimizer's traces (the machine-code JIT
+# needs LLVM 18 or 19, which Debian 12 lacks; =interpreter runs the same
+# traces uop by uop).
+VARIANT_SERIES := python3.13 python3.14
 VARIANTS := ft jit
 VARIANT_FLAGS.ft := --disable-gil
 VARIANT_FLAGS.jit := --enable-experimental-jit=interpreter
 
 define variant_rules
-$(BUILD)/obj/python3.13-$(1)/.built: $(BUILD)/src/python3.13/.prepared scripts/build-python.sh
-	scripts/build-python.sh $(BUILD)/src/python3.13 $(BUILD)/obj/python3.13-$(1) \
-		$(BASE_CONFIGURE_FLAGS) $(VARIANT_FLAGS.$(1)) $(CONFIGURE_FLAGS)
+$(BUILD)/obj/$(1)-$(2)/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
+	scripts/build-python.sh $(BUILD)/src/$(1) $(BUILD)/obj/$(1)-$(2) \
+		$(BASE_CONFIGURE_FLAGS) $(VARIANT_FLAGS.$(2)) $(CONFIGURE_FLAGS)
 	touch $$@
 
-$(BUILD)/bin/python3.13-$(1): | $(BUILD)/obj/python3.13-$(1)/.built
+$(BUILD)/bin/$(1)-$(2): | $(BUILD)/obj/$(1)-$(2)/.built
 	mkdir -p $$(@D)
-	ln -sfn ../obj/python3.13-$(1)/python $$@
+	ln -sfn ../obj/$(1)-$(2)/python $$@
 endef
-$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
+$(foreach s,$(VARIANT_SERIES),$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(s),$(v)))))
 
-build-variants: $(VARIANTS:%=$(BUILD)/bin/python3.13-%)
+build-variants: $(foreach s,$(VARIANT_SERIES),$(VARIANTS:%=$(BUILD)/bin/$(s)-%))
 
 # --- use and test ----------------------------------------------------------
 
 demo: build
-	scripts/demo.sh $(BUILD)/bin/python2.7 $(BUILD)/bin/python3.13
+	scripts/demo.sh $(SERIES:%=$(BUILD)/bin/%)
 
 check: build build-variants tapset $(if $(RPMBUILD_PATH),$(RPM_STAMP))
 	$(if $(RPMBUILD_PATH),,@echo "make check: rpmbuild is not installed, tests/test_rpm.py will skip (apt-get install rpm rpmlint)")
@@ -144,7 +157,7 @@ check: build build-variants tapset $(if $(RPMBUILD_PATH),$(RPM_STAMP))
 # fails only when something could not be measured.  BENCH_ARGS: e.g.
 # --phases text,callgrind (skip builds, wall clock and live probes).
 BENCH_ARGS ?=
-bench: $(SOURCES)/$(PY2_TARBALL) $(SOURCES)/$(PY3_TARBALL) $(SOURCES)/$(PY311_TARBALL)
+bench: $(SOURCES)/$(PY2_TARBALL) $(SOURCES)/$(PY3_TARBALL) $(SOURCES)/$(PY314_TARBALL) $(SOURCES)/$(PY311_TARBALL)
 	rc=0; JOBS=$(or $(JOBS),2) SOURCES=$(SOURCES) BENCH_BUILD=$(BUILD)/bench \
 		/usr/bin/python3 bench/bench.py $(BENCH_ARGS) || rc=$$?; \
 	/usr/bin/python3 bench/report.py $(BUILD)/bench/results.json docs/performance.md && exit $$rc
@@ -202,7 +215,7 @@ install: | $(SERIES:%=$(BUILD)/bin/%$(if $(filter shared,$(LINKAGE)),-shared))
 endif
 
 # --- rpm -------------------------------------------------------------------
-# python.spec builds both Pythons from the tarballs of `make sources`, with
+# python.spec builds every Python from the tarballs of `make sources`, with
 # our patches, probes.d, tapsets and examples.  rpmbuild's tree is
 # build/rpm (_topdir); scripts/rpm-sources.sh stages every Source and Patch
 # of the spec into build/rpm/SOURCES (_sourcedir).
@@ -244,13 +257,13 @@ define rpm_build
 	touch $(RPM_STAMP)
 endef
 
-rpm: $(tarball.python2.7) $(tarball.python3.13)
+rpm: $(foreach s,$(SERIES),$(tarball.$(s)))
 	$(rpm_build)
 
-$(RPM_STAMP): $(RPM_INPUTS) $(tarball.python2.7) $(tarball.python3.13)
+$(RPM_STAMP): $(RPM_INPUTS) $(foreach s,$(SERIES),$(tarball.$(s)))
 	$(rpm_build)
 
-srpm: $(tarball.python2.7) $(tarball.python3.13)
+srpm: $(foreach s,$(SERIES),$(tarball.$(s)))
 	$(rpm_sources)
 	$(RPMBUILD) -bs $(RPMBUILD_FLAGS) python.spec
 

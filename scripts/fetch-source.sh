@@ -8,7 +8,10 @@
 # as 3.11.2-6+deb12u8); the others of the same upstream version follow.
 # Order: the tarball is already in DESTDIR; else the upstream tarball of a
 # Debian source package of that version (Debian's orig tarballs are
-# python.org's, byte for byte); else URL.  Debian's archive is reached
+# python.org's, byte for byte); else that orig tarball by its path in the
+# archive's pool, which some releases keep although no index lists them
+# (python3.14_3.14.7.orig.tar.xz); else URL.  Debian's archive is the one
+# the system's apt sources name (its address is never written here), reached
 # through a private apt configuration in a scratch directory: the system's
 # apt sources and lists are never touched.  Nothing half-written is left in
 # DESTDIR: a download lands there only after its checksum matched.
@@ -59,16 +62,28 @@ take() {
     exit 0
 }
 
+# The address of the Debian archive in the system's apt sources (the index
+# targets apt knows, labelled Debian: not debian-security nor a third party).
+debian_archive() {
+    # shellcheck disable=SC2016 # apt's format fields, not shell expansions
+    apt-get indextargets --format '$(LABEL) $(REPO_URI)' 2>/dev/null |
+        awk '$1 == "Debian" { sub("/$", "", $2); print $2; exit }'
+}
+
 from_debian() {
     command -v apt-get >/dev/null || { echo "  apt-get not available" >&2; return 1; }
     local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
     [ -r "$keyring" ] || { echo "  $keyring missing" >&2; return 1; }
+    local archive
+    archive=$(debian_archive)
+    [ -n "$archive" ] ||
+        { echo "  the system's apt sources name no Debian archive (apt-get update first?)" >&2; return 1; }
     local root=$scratch/apt suite
     mkdir -p "$root/lists/partial" "$root/cache/archives/partial" "$root/dl"
     : > "$root/sources.list"
     for suite in bullseye bookworm trixie sid; do
-        printf 'deb-src [signed-by=%s] http://deb.debian.org/debian %s main\n' \
-            "$keyring" "$suite" >> "$root/sources.list"
+        printf 'deb-src [signed-by=%s] %s %s main\n' \
+            "$keyring" "$archive" "$suite" >> "$root/sources.list"
     done
     local -a opts=(
         -o "Dir::Etc::SourceList=$root/sources.list"
@@ -98,6 +113,18 @@ from_debian() {
         fi
     done
     echo "  no Debian source package $debpkg with upstream version $version could be downloaded" >&2
+    # The orig tarball by its pool path, checked by apt's own download
+    # method (the system's proxy settings apply) against the pinned sum.
+    local ext name
+    for ext in xz gz; do
+        name=${debpkg}_${version}.orig.tar.$ext
+        if /usr/lib/apt/apt-helper "${opts[@]}" download-file \
+               "$archive/pool/main/${debpkg:0:1}/$debpkg/$name" "$root/dl/$name" "SHA256:$sha256" \
+               >"$root/pool.log" 2>&1; then
+            take "$root/dl/$name" "$archive/pool/main/${debpkg:0:1}/$debpkg/$name"
+        fi
+    done
+    echo "  not in the archive's pool either: $debpkg/${debpkg}_${version}.orig.tar.{xz,gz}" >&2
     return 1
 }
 

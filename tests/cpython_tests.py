@@ -60,6 +60,7 @@ MODULES = {
         "test_multiprocessing_fork.test_processes",
     ),
 }
+MODULES["python3.14"] = MODULES["python3.13"]
 
 # Test classes left out of a run (regrtest -i, 3.x only), each for time:
 # untraced, 3.13 runs all of test_subprocess in about 19 s and all of
@@ -77,6 +78,7 @@ IGNORE = {
             "Poll", "PollEintr", "Barrier", "Condition", "ListenerClient",
             "ManagerRestart", "SharedMemory", "PoolWorkerLifetime")),
 }
+IGNORE["python3.14"] = IGNORE["python3.13"]
 
 # The consumer configurations: "all" attaches to every python marker the
 # build's ELF has; the others, to one family alone (3.x only).

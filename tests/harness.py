@@ -1,10 +1,10 @@
 """What the tests share: the builds, the fixtures and the consumers.
 
-A build is an interpreter under build/bin (python2.7, python3.13, and the
--shared variants when `make build-shared` made them).  A fixture is a small
-program in tests/dtracedata; a consumer (bpftrace; gdb and stap plug in the
-same way) runs a fixture under one of its scripts, tests/dtracedata/*.bt,
-and yields the events in the suite's format:
+A build is an interpreter under build/bin (python2.7, python3.13, python3.14,
+and the variants `make build-shared` and `make build-variants` made).  A
+fixture is a small program in tests/dtracedata; a consumer (bpftrace; gdb
+and stap plug in the same way) runs a fixture under one of its scripts,
+tests/dtracedata/*.bt, and yields the events in the suite's format:
 
     function__entry FILE FUNC LINE MODULE     (likewise function__return,
     cfunction__entry FILE FUNC LINE MODULE     cfunction__return)
@@ -34,7 +34,7 @@ BUILD = os.environ.get("PYTHON_SYSTEMTAP_BUILD", os.path.join(REPO, "build"))
 PROBES_D = os.path.join(REPO, "probes.d")
 
 # Variants of a series' build: --enable-shared (markers in libpython), and
-# Python 3.13 free-threaded and with the tier-2 interpreter.
+# Python 3.13 and 3.14 free-threaded and with the tier-2 interpreter.
 VARIANTS = ("-shared", "-ft", "-jit")
 
 # CI sets this: a consumer that cannot run is then a failure, not a skip.
@@ -296,11 +296,11 @@ class Gdb(object):
     def unsupported(build):
         """Why this consumer cannot trace this build, as a matter of fact
         rather than of installation."""
-        if build == "python3.13-shared":
+        if build.endswith("-shared") and series_of(build) != "python2.7":
             return ("gdb 13.1 leaves the semaphores of markers in a shared "
                     "library at 0 (its stops show them unset), and Python "
-                    "3.13's markers switch on through their semaphores")
-        if build in ("python2.7-shared", "python3.13-jit"):
+                    "3's markers switch on through their semaphores")
+        if build == "python2.7-shared" or build.endswith("-jit"):
             return ("on this machine gdb 13.1 misses the first events of "
                     "some runs of this build (not yet understood; the "
                     "same fixtures pass under bpftrace and stap)")
@@ -377,7 +377,7 @@ def require(consumer, build=None):
     """The consumer, if it can trace build here.  Otherwise skip: it cannot
     trace this build at all (its unsupported()); or cannot_run()."""
     import pytest
-    unsupported = getattr(consumer, "unsupported", lambda build: None)(build)
+    unsupported = build and getattr(consumer, "unsupported", lambda build: None)(build)
     if unsupported:
         pytest.skip("%s cannot trace %s: %s" % (consumer.name, build, unsupported))
     reason = consumer.unavailable()

@@ -1,8 +1,8 @@
 """The SystemTap example scripts (examples/*.stp): they elaborate against
 every build whose markers they use, with our tapsets installed next to
 SystemTap's own python.stp; and they run, compiled for Debian's 6.1 kernel,
-in the qemu guest (tests/guest), on Python 2.7 and 3.13 and a fixture each
-(GUEST_CASES): the deterministic ones print exactly what the fixture's
+in the qemu guest (tests/guest), on Python 2.7, 3.13 and 3.14 and a fixture
+each (GUEST_CASES): the deterministic ones print exactly what the fixture's
 expected events imply, the periodic and timing ones plausible, checked
 figures (CHECKS).
 """
@@ -17,7 +17,7 @@ import markers
 import staptools
 from guest import jobs
 
-# Run in the guest (tests/guest/jobs.py examples) on Python 2.7 and 3.13:
+# Run in the guest (tests/guest/jobs.py examples) on every series:
 # (example, its arguments, the fixture of tests/dtracedata it runs with -c).
 # CHECKS below says what each must print.
 GUEST_CASES = [

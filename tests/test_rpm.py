@@ -33,8 +33,9 @@ STAMP = os.path.join(TOPDIR, ".built")
 TAPSETDIR = "/usr/share/systemtap/tapset"
 DOCDIR = "/usr/share/doc"
 LICENSEDIR = "/usr/share/licenses"
-INTERPRETERS = {"python-systemtap-2.7": "python2.7",
-                "python-systemtap-3.13": "python3.13"}
+# python-systemtap-3.14: python3.14, one per series.
+INTERPRETERS = dict(("python-systemtap-" + s[len("python"):], s) for s in harness.series())
+TARBALLS = ("Python-2.7.18.tgz", "Python-3.13.15.tar.xz", "Python-3.14.7.tar.xz")
 EXAMPLES = "python-systemtap-examples"
 
 TOOLS = [("rpmbuild", "rpm"), ("rpmspec", "rpm"), ("rpm2cpio", "rpm"),
@@ -151,9 +152,9 @@ def spec_tags(tag):
 
 
 def test_spec_applies_every_patch_in_order():
-    """Patch27NN and Patch313NN are patches/python2.7/00NN-* and
-    patches/python3.13/00NN-*, each series complete (%autopatch applies a
-    number range, in order)."""
+    """Patch27NN, Patch313NN and Patch314NN are patches/python2.7/00NN-*,
+    patches/python3.13/00NN-* and so on, each series complete (%autopatch
+    applies a number range, in order)."""
     got = sorted(spec_tags("Patch"))
     want = []
     for series in harness.series():
@@ -199,7 +200,7 @@ def test_rpm_sources_stages_what_the_spec_names():
         proc = run(RPM_SOURCES, SPEC, tarballs, dest)
         assert proc.returncode == 1
         assert "is not in %s (run 'make sources')" % tarballs in proc.stderr
-        for name in ("Python-2.7.18.tgz", "Python-3.13.15.tar.xz"):
+        for name in TARBALLS:
             open(os.path.join(tarballs, name), "w").close()
         proc = run(RPM_SOURCES, SPEC, tarballs, dest)
         assert proc.returncode == 0, proc.stderr
@@ -225,8 +226,8 @@ def test_rpm_sources_stages_what_the_spec_names():
 # --- make srpm ---------------------------------------------------------------
 
 def test_make_srpm(packages):
-    """make srpm writes the source package, holding the spec, both pristine
-    tarballs, every patch and every source."""
+    """make srpm writes the source package, holding the spec, every pristine
+    tarball, every patch and every source."""
     proc = run("make", "-s", "-C", harness.REPO, "srpm")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert os.path.exists(packages["src"])
@@ -234,7 +235,7 @@ def test_make_srpm(packages):
     proc = run("rpmspec", "-q", "--srpm", "--qf", "[%{SOURCE}\\n][%{PATCH}\\n]", SPEC)
     assert proc.returncode == 0, proc.stderr
     assert got == {"python.spec"} | set(proc.stdout.split())
-    assert {"Python-2.7.18.tgz", "Python-3.13.15.tar.xz"} <= got
+    assert set(TARBALLS) <= got
 
 
 # --- what the packages install -----------------------------------------------
@@ -251,7 +252,7 @@ def test_interpreter_package_files(packages, name):
     assert "%s/%s" % (TAPSETDIR, tapset_name(series)) in files
     tapsets = [f for f in files if f.startswith(TAPSETDIR + "/")]
     assert tapsets == ["%s/%s" % (TAPSETDIR, tapset_name(series))]
-    # No test suite (3.13: --disable-test-modules; 2.7: removed).
+    # No test suite (3.x: --disable-test-modules; 2.7: removed).
     assert not [f for f in files if f.startswith("%s/lib/%s/test/" % (prefix, series))]
     devel = set(file_list(packages[name + "-devel"]))
     assert "%s/include/%s/Python.h" % (prefix, series) in devel

@@ -354,7 +354,8 @@ def aliases(run):
 
 # --- test_examples.py: examples/*.stp ----------------------------------------
 
-EXAMPLE_BUILDS = ("python2.7", "python3.13")
+# Every series' default build.
+EXAMPLE_BUILDS = tuple(harness.series())
 
 
 def example_name(example, build):
@@ -364,8 +365,8 @@ def example_name(example, build):
 def examples(run):
     """Each example of test_examples.GUEST_CASES, as a user runs it (stap
     EXAMPLE -c 'python FIXTURE.py', the tapsets `make install` leaves),
-    on both Pythons: their tapsets share build/tapset, so one module per
-    example serves both."""
+    on every Python: their tapsets share build/tapset, so one module per
+    example serves them all."""
     import test_examples
     jobs = []
     for example, args, fixture in test_examples.GUEST_CASES:
