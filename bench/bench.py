@@ -2,13 +2,14 @@
 """make bench: what the markers cost, idle and live (docs/performance.md).
 
 Builds, out of tree under build/bench/ and in one run, with the same
-compiler and flags:
+compiler and flags, for each of our series (OURS):
 
-  (a)  upstream, without our patches            py27-a   py313-a
-  (b)  patched, configured without markers      py27-b   py313-b
-  (c)  patched, with markers (--with-dtrace)    py27-c   py313-c
-  anchors: upstream 3.11.2 and 3.13.15 with and without --with-dtrace
-                                                py311-a py311-d py313-a py313-d
+  (a)  upstream, without our patches            py27-a   py313-a   py314-a
+  (b)  patched, configured without markers      py27-b   py313-b   py314-b
+  (c)  patched, with markers (--with-dtrace)    py27-c   py313-c   py314-c
+  anchors: upstream --with-dtrace, against (a)           py313-d   py314-d
+           and upstream 3.11.2 (ANCHORS), with and
+           without --with-dtrace                py311-a py311-d
 
 then measures:
 
@@ -16,7 +17,7 @@ then measures:
   callgrind instructions per workload (bench/workloads), as ratios to (a)
   layout    the same for (b)'s binary run from (a)'s build directory
   wall      wall-clock medians per workload, as ratios to (a)
-  live      (d): per-event cost of count-only bpftrace consumers on (c),
+  live      (d): per-event cost of count-only bpftrace consumers on each (c),
             whose every site must be the shipped nop; nop10, against the
             floor of a C loop with the same site (bench/floor.c)
   work      (d): the interpreter's own work per event while a consumer is
@@ -49,27 +50,55 @@ SOURCES = os.environ.get("SOURCES", os.path.join(REPO, "sources"))
 WORKLOADS = os.path.join(BENCH, "workloads")
 RESULTS = os.path.join(BUILD, "results.json")
 
+# Our series (patches/python<version>), oldest first: each gets the builds
+# (a), (b) and (c), and a row or column in every phase and table.  A new
+# series is a line here, its tarball below and its line in report.py.
+OURS = ["2.7", "3.13", "3.14"]
+# Upstream releases built only as anchors: upstream, with and without
+# --with-dtrace.  3.11 is the last whose eval loop fires function and line
+# markers.
+ANCHORS = ["3.11"]
+
 TARBALLS = {
     "2.7": "Python-2.7.18.tgz",
     "3.11": "Python-3.11.2.tgz",
     "3.13": "Python-3.13.15.tar.xz",
+    "3.14": "Python-3.14.7.tar.xz",
 }
 BASE_FLAGS = ["--without-ensurepip"]
 DTRACE = ["--with-dtrace"]
 
-# name: (python, source tree, extra configure flags, what it is)
-BUILDS = {
-    "py27-c": ("2.7", "patched", DTRACE, "(c) patched, with markers"),
-    "py313-c": ("3.13", "patched", DTRACE, "(c) patched, with markers"),
-    "py27-a": ("2.7", "pristine", [], "(a) upstream"),
-    "py27-b": ("2.7", "patched", [], "(b) patched, without markers"),
-    "py313-a": ("3.13", "pristine", [], "(a) upstream"),
-    "py313-b": ("3.13", "patched", [], "(b) patched, without markers"),
-    "py313-d": ("3.13", "pristine", DTRACE, "upstream --with-dtrace"),
-    "py311-a": ("3.11", "pristine", [], "upstream"),
-    "py311-d": ("3.11", "pristine", DTRACE, "upstream --with-dtrace"),
-}
-SERIES = {"2.7": "python2.7", "3.13": "python3.13"}
+
+def build_name(py, case):
+    """py313-a: Python py's build of case a, b, c or d (upstream
+    --with-dtrace)."""
+    return "py%s-%s" % (py.replace(".", ""), case)
+
+
+def upstream_markers(py):
+    """Whether upstream py has markers of its own (--with-dtrace, from 3.6
+    on): then its d build is an anchor too."""
+    return not py.startswith("2.")
+
+
+def all_builds():
+    """{name: (python, source tree, extra configure flags, what it is)},
+    the (c) builds first."""
+    builds = {}
+    for py in OURS:
+        builds[build_name(py, "c")] = (py, "patched", DTRACE, "(c) patched, with markers")
+    for py in OURS:
+        builds[build_name(py, "a")] = (py, "pristine", [], "(a) upstream")
+        builds[build_name(py, "b")] = (py, "patched", [], "(b) patched, without markers")
+        if upstream_markers(py):
+            builds[build_name(py, "d")] = (py, "pristine", DTRACE, "upstream --with-dtrace")
+    for py in ANCHORS:
+        builds[build_name(py, "a")] = (py, "pristine", [], "upstream")
+        builds[build_name(py, "d")] = (py, "pristine", DTRACE, "upstream --with-dtrace")
+    return builds
+
+
+BUILDS = all_builds()
 
 
 def log(*args):
@@ -93,7 +122,7 @@ def output(cmd, **kw):
 # --- builds ------------------------------------------------------------------
 
 def patches(py):
-    d = os.path.join(REPO, "patches", SERIES[py])
+    d = os.path.join(REPO, "patches", "python" + py)
     return sorted(os.path.join(d, p) for p in os.listdir(d) if p.endswith(".patch"))
 
 
@@ -131,7 +160,7 @@ def source_tree(py, kind):
     log("preparing", dest)
     if kind == "patched":
         run([os.path.join(REPO, "scripts", "prepare-source.sh"), tarball,
-             os.path.join(REPO, "patches", SERIES[py]),
+             os.path.join(REPO, "patches", "python" + py),
              os.path.join(REPO, "probes.d"), dest])
     else:
         shutil.rmtree(dest, ignore_errors=True)
@@ -441,7 +470,8 @@ def hotspots(res):
     """Where (c) spends more instructions than (a): the functions of the
     workload with the highest ratio, per Python."""
     out = res["callgrind_hotspots"] = {}
-    for py, (a, c) in (("2.7", ("py27-a", "py27-c")), ("3.13", ("py313-a", "py313-c"))):
+    for py in OURS:
+        a, c = build_name(py, "a"), build_name(py, "c")
         rows = res.get("callgrind", {}).get(py, {})
         if not rows:
             continue
@@ -460,7 +490,8 @@ def phase_layout(res, jobs):
     its binary and (a)'s extension modules share one ABI."""
     from concurrent.futures import ThreadPoolExecutor
     out = res.setdefault("callgrind_b_in_a", {})
-    for py, a, b in (("2.7", "py27-a", "py27-b"), ("3.13", "py313-a", "py313-b")):
+    for py in OURS:
+        a, b = build_name(py, "a"), build_name(py, "b")
         # Same length as "python": the paths the interpreter sees keep theirs.
         guest = os.path.join(BUILD, "obj", a, "pythob")
         shutil.copy2(python_of(b), guest)
@@ -497,11 +528,7 @@ def geomean(xs):
 
 
 # Which builds each Python's tables compare, (a) first.
-GROUPS = {
-    "2.7": ["py27-a", "py27-b", "py27-c"],
-    "3.13": ["py313-a", "py313-b", "py313-c", "py313-d"],
-    "3.11": ["py311-a", "py311-d"],
-}
+GROUPS = {py: sorted(name for name, b in BUILDS.items() if b[0] == py) for py in OURS + ANCHORS}
 
 
 def phase_callgrind(res, jobs):
@@ -561,7 +588,7 @@ LIVE_WORKLOAD = {"function": "calls", "line": "calls", "cfunction": "builtins_c"
 # longer runs average that out (the floor's spread over repeats falls from
 # about 30% to 15% going from 2M to 8M hits).
 LIVE_N = {"calls": 600000, "builtins_c": 80000}
-LIVE_BUILDS = ["py27-c", "py313-c"]
+LIVE_BUILDS = [build_name(py, "c") for py in OURS]
 # phase_work: the consumers whose interpreter work it counts, on workloads
 # this many times smaller than the live phase's (instruction counts need
 # no long runs).
@@ -860,8 +887,8 @@ def main():
             if not os.access(python_of(name), os.X_OK):
                 raise Unmeasured("%s is not built" % python_of(name))
         steps = [
-            ("text", lambda: res.__setitem__("text", [compare_text("py27-a", "py27-b"),
-                                                      compare_text("py313-a", "py313-b")])),
+            ("text", lambda: res.__setitem__("text", [
+                compare_text(build_name(py, "a"), build_name(py, "b")) for py in OURS])),
             ("callgrind", lambda: phase_callgrind(res, int(os.environ.get("JOBS", "2")))),
             ("layout", lambda: phase_layout(res, int(os.environ.get("JOBS", "2")))),
             ("wall", lambda: phase_wall(res, args.repeats)),

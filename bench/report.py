@@ -12,13 +12,28 @@ from html import escape
 import os
 import sys
 
+# The series, the anchors and the builds' names: bench.py's, which measured.
+from bench import ANCHORS, OURS, build_name
+
 # The bars of issue 7.
 CG_GEOMEAN_MAX = 1.005
 CG_WORKLOAD_MAX = 1.01
 LIVE_FACTOR = 2 * 1.10      # per call: two hits, plus 10%
 QUIET_MAX = 1.001           # instructions with only a gc/import semaphore set
 
-PY_LABEL = {"2.7": "2.7.18", "3.13": "3.13.15", "3.11": "3.11.2"}
+# Those of our series whose markers come from PEP 669's hooks, which
+# RESUME_CHECK lets notice a consumer (patches/python3.x/0002, 0003).
+OURS_PEP669 = [py for py in OURS if not py.startswith("2.")]
+# The upstream releases whose own markers are anchors (bench.py's d builds,
+# upstream --with-dtrace against upstream): those, and our 3.x series'.
+UPSTREAM_DTRACE = ANCHORS + OURS_PEP669
+PY_LABEL = {"2.7": "2.7.18", "3.13": "3.13.15", "3.14": "3.14.7", "3.11": "3.11.2"}
+
+
+def and_list(xs):
+    """"a", "a and b", "a, b and c"."""
+    xs = list(xs)
+    return ", ".join(xs[:-1]) + " and " + xs[-1] if len(xs) > 1 else "".join(xs)
 
 
 def geomean(xs):
@@ -40,11 +55,11 @@ def table(head, rows):
 def ratios(data, py, num, den="a"):
     """{workload: data[py][w][num]/data[py][w][den]} for builds named by
     suffix (py313-c -> 'c')."""
-    pre = {"2.7": "py27-", "3.13": "py313-", "3.11": "py311-"}[py]
+    n, d = build_name(py, num), build_name(py, den)
     out = {}
     for w, row in sorted(data.get(py, {}).items()):
-        if pre + num in row and pre + den in row and row[pre + den]:
-            out[w] = row[pre + num] / row[pre + den]
+        if n in row and d in row and row[d]:
+            out[w] = row[n] / row[d]
     return out
 
 
@@ -80,12 +95,11 @@ class Report:
         texts = self.res.get("text")
         if not texts:
             self.add("_Not measured._", "")
-            for py in ("2.7", "3.13"):
+            for py in OURS:
                 self.bars.append(("(b) vs (a): identical .text, %s" % py, "not measured", None))
             return
         for t in texts:
-            a, b = t["pair"]
-            py = "2.7" if a.startswith("py27") else "3.13"
+            py = {build_name(p, "a"): p for p in OURS}[t["pair"][0]]
             diff = t["differing"]
             funcs = [f for d in diff for f in d["functions"]]
             imm_only = funcs and all(f["immediates_only"] for f in funcs)
@@ -151,12 +165,13 @@ class Report:
                  "machine code is the same: the column \"(b) binary in (a)'s tree\" runs "
                  "(b)'s interpreter from (a)'s build directory (same ABI: neither has "
                  "markers), and what is left is the code's doing.", "")
-        for py in ("2.7", "3.13"):
+        for py in OURS:
             b, c = ratios(cg, py, "b"), ratios(cg, py, "c")
-            pre = "py27-" if py == "2.7" else "py313-"
-            bina = {w: ir / cg[py][w][pre + "a"] for w, ir in
-                    self.res.get("callgrind_b_in_a", {}).get(py, {}).items() if w in cg[py]}
-            rows = [[w, "%.1f" % (cg[py][w][pre + "a"] / 1e6), fmt(b.get(w)), fmt(bina.get(w)),
+            a = build_name(py, "a")
+            bina = {w: ir / cg[py][w][a] for w, ir in
+                    self.res.get("callgrind_b_in_a", {}).get(py, {}).items()
+                    if w in cg.get(py, {})}
+            rows = [[w, "%.1f" % (cg[py][w][a] / 1e6), fmt(b.get(w)), fmt(bina.get(w)),
                      fmt(c.get(w))] for w in sorted(c)]
             rows.append(["**geomean**", "", fmt(geomean(b.values())),
                          fmt(geomean(bina.values())) if bina else "-",
@@ -181,19 +196,20 @@ class Report:
 
     def anchors_section(self):
         cg, wall = self.res.get("callgrind", {}), self.res.get("wall", {})
+        gc_only = [py for py in UPSTREAM_DTRACE if py not in ANCHORS]
         self.add("## Anchors: what markers cost upstream, side by side", "",
-                 "Upstream 3.11.2 and 3.13.15 configured with `--with-dtrace` against the "
+                 "Upstream %s configured with `--with-dtrace` against the "
                  "same release without it, and our builds with markers (c) against (a); "
                  "all built and measured by this harness in this run.  Upstream 3.11 "
                  "tests its markers' semaphores in the eval loop on every call and line "
-                 "(`PyDTrace_*_ENABLED()`); upstream 3.13 fires only gc, import and audit "
-                 "markers.", "")
+                 "(`PyDTrace_*_ENABLED()`); upstream %s %s only gc, import and audit "
+                 "markers." % (and_list(PY_LABEL[py] for py in UPSTREAM_DTRACE),
+                               and_list(gc_only), "fire" if len(gc_only) > 1 else "fires"), "")
         if not cg:
             self.add("_Not measured._", "")
             return
-        cols = [("ours 2.7 (c)/(a)", "2.7", "c"), ("ours 3.13 (c)/(a)", "3.13", "c"),
-                ("upstream 3.11 dtrace/plain", "3.11", "d"),
-                ("upstream 3.13 dtrace/plain", "3.13", "d")]
+        cols = ([("ours %s (c)/(a)" % py, py, "c") for py in OURS]
+                + [("upstream %s dtrace/plain" % py, py, "d") for py in UPSTREAM_DTRACE])
         for title, data in (("instructions (callgrind)", cg), ("wall clock (medians)", wall)):
             if not data:
                 continue
@@ -215,10 +231,10 @@ class Report:
         if not wall:
             self.add("_Not measured._", "")
             return
-        for py in ("2.7", "3.13"):
+        for py in OURS:
             b, c = ratios(wall, py, "b"), ratios(wall, py, "c")
-            pre = "py27-" if py == "2.7" else "py313-"
-            rows = [[w, "%.1f" % (wall[py][w][pre + "a"] * 1e3), fmt(b.get(w), 3),
+            a = build_name(py, "a")
+            rows = [[w, "%.1f" % (wall[py][w][a] * 1e3), fmt(b.get(w), 3),
                      fmt(c.get(w), 3)] for w in sorted(c)]
             rows.append(["**geomean**", "", fmt(geomean(b.values()), 3),
                          fmt(geomean(c.values()), 3)])
@@ -270,7 +286,7 @@ class Report:
                      ", more than this VM's noise of about 10%, although both are the "
                      "same trap on the same byte: a run to repeat.")), "")
         self.live_plot = {}
-        for py in ("2.7", "3.13"):
+        for py in OURS:
             e = live["python"].get(py)
             if not e:
                 continue
@@ -342,11 +358,14 @@ class Report:
         """Left: (c)/(a) and the anchors' ratios per workload (callgrind).
         Right: ns per event of each live consumer, and the C floor's ns
         per hit on each site."""
-        W, H = 1100, 580
+        # The left panel's legend: a column of bars per anchor, and the bar.
+        legend_rows = (len(getattr(self, "anchor_cols", [])) + 2) // 2
+        W, H = 1100, max(580, 40 + 380 + 90 + 16 * legend_rows)
         out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
                'font-family="sans-serif" font-size="11">' % (W, H),
                '<rect width="100%" height="100%" fill="white"/>']
-        colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+        colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
         # Left panel.
         rs = getattr(self, "anchor_ratios", None)
         x0, y0, pw, ph = 60, 40, 560, 380
@@ -402,7 +421,7 @@ class Report:
         out.append('<text x="%d" y="22" font-size="14">Live: ns per event, count-only '
                    'bpftrace</text>' % (x1 - 40))
         bars = []   # (label, ns, colour)
-        for py in ("2.7", "3.13"):
+        for py in OURS:
             for consumer in ("function", "line", "cfunction"):
                 c = lp.get(py, {}).get(consumer)
                 if c and c["ns_per_event"]:
@@ -493,11 +512,13 @@ def closing_notes(rep):
     """Explanations that follow from the measurements."""
     notes = []
     cg = rep.res.get("callgrind", {})
-    c313 = ratios(cg, "3.13", "c")
-    if c313 and geomean(c313.values()) > CG_GEOMEAN_MAX:
+    for py in OURS_PEP669:
+        c = ratios(cg, py, "c")
+        if not c or geomean(c.values()) <= CG_GEOMEAN_MAX:
+            continue
         notes.append(
-            "Python 3.13, (c): while nobody traces, the markers cost what "
-            "patches/python3.13/0003 adds to RESUME_CHECK (every call and every "
+            "Python %s, (c): while nobody traces, the markers cost what "
+            "patches/python%s/0003 adds to RESUME_CHECK (every call and every "
             "resumption): a test of the function__entry, cfunction__entry and line "
             "semaphores (three loads from the .probes section, OR-ed, and a branch); "
             "`_PyDTrace_Update()` on the generic RESUME path; and, in gc, import and "
@@ -505,8 +526,8 @@ def closing_notes(rep):
             "calls per instruction show it most.  Meeting the bar needs that test out "
             "of RESUME_CHECK (e.g. one combined flag kept in the eval breaker, which "
             "RESUME_CHECK already compares, set when a consumer is noticed), which is "
-            "the eval-loop patches' business, not this issue's.")
-    for py in ("2.7", "3.13"):
+            "the eval-loop patches' business, not this issue's." % (py, py))
+    for py in OURS:
         c = ratios(cg, py, "c")
         hs = rep.res.get("callgrind_hotspots", {}).get(py)
         if c and hs and (geomean(c.values()) > CG_GEOMEAN_MAX or max(c.values()) > CG_WORKLOAD_MAX):
@@ -553,8 +574,8 @@ def closing_notes(rep):
             "%.0f ns.%s" % (
                 PY_LABEL[py], c["per_call_in_floors"], 2 * c["ns_per_event"], floor,
                 LIVE_FACTOR,
-                "; on 3.13 also the PEP 669 instrumentation that brings the frame "
-                "events to them" if py == "3.13" else "",
+                "; on %s also the PEP 669 instrumentation that brings the frame "
+                "events to them" % py if py in OURS_PEP669 else "",
                 0.2 * floor, split))
     if live:
         spread = sorted(x["floor_ns_per_hit"] for e in live["python"].values()
@@ -573,10 +594,11 @@ def closing_notes(rep):
         notes.append(
             "With only a gc or an import probe enabled, call-heavy code does no extra work: "
             "on 2.7 the eval loop tests only the function, cfunction and line semaphores, "
-            "and on 3.13 RESUME_CHECK and _PyDTrace_Update() instrument code only for those "
+            "and on %s RESUME_CHECK and _PyDTrace_Update() instrument code only for those "
             "three; the gc and import markers sit in gc and the import system.  %s  The "
             "wall-clock slowdowns shown for them are noise (no events fire in that "
             "workload)." % (
+                and_list(OURS_PEP669),
                 "Callgrind, with their semaphores set: %s." % "; ".join(
                     "%s %s %+d instructions in `main()` (x%.6f)" % (
                         PY_LABEL[py], k, c["instructions"], c["ratio"]) for py, k, c in quiet)
