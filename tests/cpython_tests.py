@@ -118,7 +118,10 @@ def config_markers(build, config):
 def command(build, tempdir):
     """The regrtest command line for a build."""
     series = harness.series_of(build)
-    python = harness.interpreter(build)
+    # The interpreter itself, not build/bin's link to it: a test that starts
+    # sys.executable isolated (3.14's test_pdb REPL tests, python -I) finds
+    # the build tree's standard library only from the real path.
+    python = os.path.realpath(harness.interpreter(build))
     if series.startswith("python2"):
         # 2.7's regrtest takes its temporary directory from TMPDIR.
         return [python, "-m", "test.regrtest", "-v"] + list(MODULES[series])
