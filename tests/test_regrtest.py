@@ -108,9 +108,9 @@ def accepted_for(build, config):
     return sorted(t for (c, t), entry in ACCEPTED.items() if c == config and series in entry[2])
 
 
-# Three at once take about 11 minutes for the four builds on two cores
-# (python2.7, python3.13, -ft, -jit: 17 runs, 1,600 s to 2,000 s of runs),
-# two about 13.
+# Three at once take about 17 minutes for the seven builds on two cores
+# (python2.7, python3.13 and 3.14, each with -ft and -jit: 32 runs, about
+# 3,100 s of runs).
 RUNS_AT_ONCE = int(os.environ.get("REGRTEST_RUNS_AT_ONCE", "3"))
 
 CASES = [(build, config) for build in harness.builds()
