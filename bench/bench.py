@@ -26,6 +26,9 @@ then measures:
 and writes build/bench/results.json; bench/report.py turns that into
 docs/performance.md and docs/performance.svg.  The benchmark asserts
 nothing: it exits non-zero only when something could not be measured.
+A run of every phase starts results.json anew; a run of some phases
+(--phases) replaces only theirs, keeping the others' results, as --keep
+does for a full run.
 
 usage: bench.py [--phases build,text,callgrind,layout,wall,live,work] [--repeats N]
                 [--live-repeats N] [--keep]
@@ -855,7 +858,8 @@ def machine():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--phases", default="build,text,callgrind,layout,wall,live,work")
+    all_phases = "build,text,callgrind,layout,wall,live,work"
+    ap.add_argument("--phases", default=all_phases)
     ap.add_argument("--repeats", type=int, default=7, help="wall-clock repeats")
     ap.add_argument("--live-repeats", type=int, default=9)
     ap.add_argument("--keep", action="store_true",
@@ -864,7 +868,7 @@ def main():
     phases = args.phases.split(",")
     os.makedirs(BUILD, exist_ok=True)
     res = {}
-    if args.keep and os.path.exists(RESULTS):
+    if (args.keep or set(phases) != set(all_phases.split(","))) and os.path.exists(RESULTS):
         res = json.load(open(RESULTS))
     res["machine"] = machine()
     res["wall_repeats"] = args.repeats
