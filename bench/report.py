@@ -13,7 +13,7 @@ import os
 import sys
 
 # The series, the anchors and the builds' names: bench.py's, which measured.
-from bench import ANCHORS, OURS, build_name
+from bench import ANCHORS, BUILDS, OURS, TARBALLS, build_name
 
 # The bars of issue 7.
 CG_GEOMEAN_MAX = 1.005
@@ -24,10 +24,11 @@ QUIET_MAX = 1.001           # instructions with only a gc/import semaphore set
 # Those of our series whose markers come from PEP 669's hooks, which
 # RESUME_CHECK lets notice a consumer (patches/python3.x/0002, 0003).
 OURS_PEP669 = [py for py in OURS if not py.startswith("2.")]
-# The upstream releases whose own markers are anchors (bench.py's d builds,
-# upstream --with-dtrace against upstream): those, and our 3.x series'.
-UPSTREAM_DTRACE = ANCHORS + OURS_PEP669
-PY_LABEL = {"2.7": "2.7.18", "3.13": "3.13.15", "3.14": "3.14.7", "3.11": "3.11.2"}
+# The upstream releases whose own markers are anchors: those with a d build
+# (upstream --with-dtrace, against upstream).
+UPSTREAM_DTRACE = [py for py in ANCHORS + OURS if build_name(py, "d") in BUILDS]
+# 3.14 -> 3.14.7, from the tarball bench.py built it from.
+PY_LABEL = {py: t[len("Python-"):].split(".t")[0] for py, t in TARBALLS.items()}
 
 
 def and_list(xs):
