@@ -1,14 +1,17 @@
 # python-systemtap: CPython 2.7, 3.13 and 3.14 with static markers for SystemTap,
 # bpftrace, gdb and every other USDT consumer.
 #
+#   make setup        install the Debian packages every job needs (as root;
+#                     scripts/packages) and mount tracefs; demo, check and
+#                     bench do it themselves
 #   make sources      fetch and check the pristine tarballs (SOURCES=dir)
 #   make build        build every Python with the markers: build/bin/python*
 #   make build-shared the same, --enable-shared (markers in libpython)
 #   make build-variants  Python 3.13 and 3.14 free-threaded and with the
 #                     tier-2 (JIT) interpreter: build/bin/python3.1X-ft, -jit
-#   make demo         trace a bundled workload with bpftrace: a live call tree
-#   make check        run the test suite (and make rpm first, if rpmbuild
-#                     is installed: tests/test_rpm.py checks the packages)
+#   make demo         set up, build, and trace a bundled workload with
+#                     bpftrace: its call tree and its hottest functions
+#   make check        set up, build everything, and run the test suite
 #   make rpm          rpmbuild -ba python.spec: build/rpm/RPMS, build/rpm/SRPMS
 #   make srpm         rpmbuild -bs python.spec: build/rpm/SRPMS
 #   make bench        measure what the markers cost: docs/performance.md
@@ -58,10 +61,14 @@ RPMBUILD_PATH := $(shell command -v $(RPMBUILD) 2>/dev/null)
 RPM_TOPDIR := $(BUILD)/rpm
 RPM_STAMP := $(RPM_TOPDIR)/.built
 
-.PHONY: all sources build build-shared build-variants demo check clean distclean tapset install bench rpm srpm
+.PHONY: all setup sources build build-shared build-variants demo check check-ready bench-ready clean distclean tapset install bench rpm srpm
 .DELETE_ON_ERROR:
 
 all: build
+
+# The packages of every job (scripts/packages) and tracefs.
+setup:
+	scripts/setup.sh check
 
 # --- sources ---------------------------------------------------------------
 
@@ -144,10 +151,19 @@ build-variants: $(foreach s,$(VARIANT_SERIES),$(VARIANTS:%=$(BUILD)/bin/$(s)-%))
 
 # --- use and test ----------------------------------------------------------
 
-demo: build
+# make demo, make check and make bench first make the machine ready
+# (scripts/setup.sh: the Debian packages of scripts/packages, tracefs), then
+# run the rest in a new make, which sees what setup installed.
+demo:
+	scripts/setup.sh demo
+	$(MAKE) build
 	scripts/demo.sh $(SERIES:%=$(BUILD)/bin/%)
 
-check: build build-variants tapset $(if $(RPMBUILD_PATH),$(RPM_STAMP))
+check:
+	scripts/setup.sh check
+	$(MAKE) check-ready
+
+check-ready: build build-variants tapset $(if $(RPMBUILD_PATH),$(RPM_STAMP))
 	$(if $(RPMBUILD_PATH),,@echo "make check: rpmbuild is not installed, tests/test_rpm.py will skip (apt-get install rpm rpmlint)")
 	$(PYTEST) -v -rs tests
 
@@ -157,7 +173,11 @@ check: build build-variants tapset $(if $(RPMBUILD_PATH),$(RPM_STAMP))
 # fails only when something could not be measured.  BENCH_ARGS: e.g.
 # --phases text,callgrind (skip builds, wall clock and live probes).
 BENCH_ARGS ?=
-bench: $(SOURCES)/$(PY2_TARBALL) $(SOURCES)/$(PY3_TARBALL) $(SOURCES)/$(PY314_TARBALL) $(SOURCES)/$(PY311_TARBALL)
+bench:
+	scripts/setup.sh bench
+	$(MAKE) bench-ready
+
+bench-ready: $(SOURCES)/$(PY2_TARBALL) $(SOURCES)/$(PY3_TARBALL) $(SOURCES)/$(PY314_TARBALL) $(SOURCES)/$(PY311_TARBALL)
 	rc=0; JOBS=$(or $(JOBS),2) SOURCES=$(SOURCES) BENCH_BUILD=$(BUILD)/bench \
 		/usr/bin/python3 bench/bench.py $(BENCH_ARGS) || rc=$$?; \
 	/usr/bin/python3 bench/report.py $(BUILD)/bench/results.json docs/performance.md && exit $$rc

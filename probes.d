@@ -4,9 +4,18 @@
  * This file is the single source of truth for every build: the build copies
  * it over each patched source tree's Include/pydtrace.d, which the
  * interpreter's Makefile feeds to dtrace(1) (-h for the header, -G for the
- * object holding the semaphores).  Names and argument order are those of
- * upstream CPython, extended as upstream's main branch does (the module name
- * as a fourth argument, the cfunction markers).
+ * object holding the semaphores).
+ *
+ * Compatible with upstream CPython's provider: every marker upstream has
+ * keeps its name and its arguments in the same order, so a script written
+ * for upstream's markers reads ours.  What upstream has: 3.11 declares
+ * function__entry/return (three arguments) and line, but fires them only
+ * while a Python-level trace or profile function is set; 3.12 to 3.14 fire
+ * gc__start/done, import__find__load__start/done and audit only; 3.15
+ * restores function__entry/return with three arguments (no site for a frame
+ * unwound by an exception, none in the tier-2 traces).  No upstream release
+ * has cfunction__entry/return or line markers that fire, or a fourth
+ * argument: those are this project's extension.
  *
  * A marker with no call site in a given interpreter leaves no note in its
  * ELF file; patches/<python>/markers lists what each build claims to fire,
@@ -26,19 +35,21 @@
 
 provider python {
     /* A Python frame starts (call, generator resumption) or exits (return,
-       yield, unwinding by an exception). */
+       yield, unwinding by an exception).  modulename: our extension. */
     probe function__entry(const char *filename, const char *funcname,
                           int lineno, const char *modulename);
     probe function__return(const char *filename, const char *funcname,
                            int lineno, const char *modulename);
 
-    /* Python code calls a C function, and the call returns or raises. */
+    /* Python code calls a C function, and the call returns or raises.
+       Our extension. */
     probe cfunction__entry(const char *filename, const char *funcname,
                            int lineno, const char *modulename);
     probe cfunction__return(const char *filename, const char *funcname,
                             int lineno, const char *modulename);
 
-    /* Execution reaches the start of a line, or jumps backwards. */
+    /* Execution reaches the start of a line, or jumps backwards.  Declared
+       by upstream 3.11, fired by none of its releases since. */
     probe line(const char *filename, const char *funcname, int lineno);
 
     /* A garbage collection of one generation starts; it ends, having found

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job's last step: trace the bundled workload with bpftrace and
-# print its live call tree, once per interpreter given.
+# The main job's last step: trace the bundled workload with bpftrace, once
+# per interpreter given, and print what it did: the call tree of the
+# workload's own code (from its first frame; the interpreter's start-up and
+# shutdown folded into a line each), then its hottest functions.
 #
 # usage: demo.sh PYTHON...
 set -euo pipefail
@@ -14,16 +16,84 @@ command -v bpftrace >/dev/null || die "bpftrace is not installed (apt-get instal
 [ -e /sys/kernel/tracing/uprobe_events ] || [ -e /sys/kernel/debug/tracing/uprobe_events ] ||
     die "tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing"
 
-for python in "$@"; do
-    [ -x "$python" ] || die "no interpreter $python (run 'make build')"
+# Run from the top directory: the workload's frames then show a short
+# relative path, and its first frame is the one whose filename is that.
+workload=examples/workload.py
+pythons=()
+for arg in "$@"; do
+    [ -x "$arg" ] || die "no interpreter $arg (run 'make build')"
+    pythons+=("$(cd "$(dirname "$arg")" && pwd)/$(basename "$arg")")
+done
+cd "$top"
+events=$(mktemp /tmp/demo-events.XXXXXX)
+trap 'rm -f "$events"' EXIT
+
+for python in "${pythons[@]}"; do
     real=$(readlink -f "$python")
     # The markers live in libpython for --enable-shared builds.
     elf=$(ldd "$real" | sed -n 's/^[[:space:]]*libpython[^ ]* => \([^ ]*\).*/\1/p')
     elf=${elf:-$real}
     readelf -n "$elf" | grep -q 'Name: function__entry' ||
         die "$elf has no function__entry marker: not a patched interpreter"
-    printf '\n== %s: call tree of examples/workload.py (bpftrace, examples/bpftrace/calltree.bt)\n' "$python"
-    # -S: no site module, so the tree shows the workload rather than start-up.
-    bpftrace "$top/examples/bpftrace/calltree.bt" "$elf" \
-        -c "$python -S $top/examples/workload.py" 2> >(grep -v RLIMIT_MEMLOCK >&2)
+    # Standard library paths whole (bpftrace's default is 64 bytes; 160 no
+    # longer fits BPF's stack).
+    BPFTRACE_STRLEN=128 bpftrace "$top/scripts/demo.bt" "$elf" -c "$python $workload" \
+        > "$events" 2> >(grep -v RLIMIT_MEMLOCK >&2) ||
+        die "bpftrace failed on $python"
+    awk -F '\t' -v python="${python#"$top"/}" -v workload="$workload" -v top="$top/" '
+        function show(file) { return index(file, top) == 1 ? substr(file, length(top) + 1) : file }
+        function pad(n,   s) { s = ""; while (n-- > 0) s = s "  "; return s }
+        $3 != "E" && $3 != "R" { next }
+        # Before the workload frame: start-up.  From it to its return: the tree.
+        state == 0 && $3 == "E" && $4 == "<module>" && show($5) == workload {
+            state = 1; tid = $2; depth = 0
+            printf "== %s: %s, traced by bpftrace (scripts/demo.bt)\n\n", python, workload
+            printf "   (start-up: %d calls in the interpreter'"'"'s own code, hidden)\n", before
+        }
+        state == 0 { if ($3 == "E") before++; next }
+        state == 2 || $2 != tid { if ($3 == "E") after++; next }
+        $3 == "E" {
+            key = $4 " (" show($5) ")"
+            printf "%s=> %s in %s:%d\n", pad(depth), $4, show($5), $6
+            start[depth] = $1; child[depth] = 0; fn[depth] = key
+            calls[key]++; depth++
+            next
+        }
+        {
+            if (depth == 0) next
+            depth--
+            t = $1 - start[depth]
+            total[fn[depth]] += t; own[fn[depth]] += t - child[depth]
+            if (depth > 0) child[depth - 1] += t
+            printf "%s<= %s  %.1f us\n", pad(depth), $4, t / 1000
+            if (depth == 0) state = 2
+        }
+        END {
+            if (state == 0) { print "demo: no frame of " workload " seen" > "/dev/stderr"; exit 1 }
+            printf "   (shutdown: %d calls, hidden)\n\n", after
+            print "Hottest functions (time includes the tracer'"'"'s own cost per event):"
+            printf "  %6s %10s %10s  %s\n", "calls", "own us", "total us", "function"
+            n = 0
+            for (k in own) keys[++n] = k
+            for (i = 2; i <= n; i++) {          # by own time, descending
+                k = keys[i]
+                for (j = i - 1; j > 0 && own[keys[j]] < own[k]; j--) keys[j + 1] = keys[j]
+                keys[j + 1] = k
+            }
+            for (i = 1; i <= n && i <= 8; i++)
+                printf "  %6d %10.1f %10.1f  %s\n", calls[keys[i]], own[keys[i]] / 1000,
+                       total[keys[i]] / 1000, keys[i]
+        }' "$events" || die "no call tree for $python"
 done
+
+cat <<NEXT
+
+Next:
+  examples/*.stp          SystemTap scripts (call tree, top, latency, slow
+                          calls, GC, imports, lines, stacks, C calls); in
+                          README, "Tracing with SystemTap"
+  examples/bpftrace/*.bt  their bpftrace twins, e.g.
+      bpftrace examples/bpftrace/top.bt build/bin/python3.13 -c 'build/bin/python3.13 YOUR.py'
+  make tapset; make install   the tapsets: stap -e 'probe python.function.entry { ... }'
+  make check              every test (README, "Tests")
+NEXT
