@@ -183,7 +183,7 @@ bench-ready: $(SOURCES)/$(PY2_TARBALL) $(SOURCES)/$(PY3_TARBALL) $(SOURCES)/$(PY
 	/usr/bin/python3 bench/report.py $(BUILD)/bench/results.json docs/performance.md && exit $$rc
 
 # --- tapsets ---------------------------------------------------------------
-# tapset/gen-tapset turns tapset/libpython.stp.in into libpythonX.Y-BITS.stp
+# scripts/gen-tapset turns tapset/libpython.stp.in into libpythonX.Y-BITS.stp
 # for one Python, offering the markers its ELF notes show.
 #   make tapset               build/tapset/ for build/bin/python*, and
 #                             build/tapset-V/ for the builds of variant V
@@ -198,7 +198,7 @@ bench-ready: $(SOURCES)/$(PY2_TARBALL) $(SOURCES)/$(PY3_TARBALL) $(SOURCES)/$(PY
 #                             which dpkg-divert keeps aside when installing
 #                             to a dpkg system (no DESTDIR)
 
-GEN_TAPSET := tapset/gen-tapset tapset/libpython.stp.in
+GEN_TAPSET := scripts/gen-tapset tapset/libpython.stp.in
 PREFIX ?= /usr/local
 LINKAGE ?= static
 # SystemTap's own tapset directory (PKGDATADIR/tapset of the stap in PATH).
@@ -256,8 +256,8 @@ RPMBUILD_FLAGS = --define '_topdir $(RPM_TOPDIR)' --define '_sourcedir $(RPM_TOP
 # What the packages are built from.  README is packaged too, as the examples'
 # documentation, but an edit to it alone does not rebuild them for make check
 # (make rpm always rebuilds).
-RPM_INPUTS := python.spec python.rpmlintrc probes.d tapset/libpython.stp.in tapset/gen-tapset \
-	tests/markers.py tests/sites.py scripts/rpm-sources.sh $(wildcard patches/*/*.patch patches/*/markers) \
+RPM_INPUTS := python.spec python.rpmlintrc probes.d LICENSE tapset/libpython.stp.in scripts/gen-tapset \
+	scripts/usdt.py scripts/rpm-sources.sh $(wildcard patches/*/*.patch patches/*/markers) \
 	$(wildcard examples/*.stp examples/bpftrace/*.bt) examples/workload.py
 
 define rpm_sources

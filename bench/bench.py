@@ -46,6 +46,11 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import usdt  # noqa: E402  (scripts/usdt.py: the markers' notes and sites)
+
+SHIPPED = usdt.SHIPPED
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 BUILD = os.environ.get("BENCH_BUILD", os.path.join(REPO, "build", "bench"))
@@ -212,63 +217,18 @@ def write_executable(path, data):
 
 # --- ELF ---------------------------------------------------------------------
 
-def stapsdt_notes(path):
-    """[(marker, file offset of its site, file offset of its semaphore or
-    None)] from readelf -n and the program headers."""
-    notes = output(["readelf", "-n", path])
-    found = []
-    name = None
-    for line in notes.splitlines():
-        m = re.match(r"\s+Name: (\S+)", line)
-        if m:
-            name = m.group(1)
-        m = re.match(r"\s+Location: (0x[0-9a-f]+).*Semaphore: (0x[0-9a-f]+)", line)
-        if m:
-            found.append((name, int(m.group(1), 16), int(m.group(2), 16)))
-    segs = []
-    for line in output(["readelf", "-lW", path]).splitlines():
-        f = line.split()
-        if f and f[0] == "LOAD":
-            # vaddr, file offset, size in the file
-            segs.append((int(f[2], 16), int(f[1], 16), int(f[4], 16)))
-
-    def offset(addr, what):
-        for vaddr, off, size in segs:
-            if vaddr <= addr < vaddr + size:
-                return addr - vaddr + off
-        raise Unmeasured("%s: %s %#x is in no segment's file contents" % (path, what, addr))
-
-    return [(marker, offset(site, "site of " + marker),
-             offset(sem, "semaphore of " + marker) if sem else None)
-            for marker, site, sem in found]
-
-
-def stapsdt_sites(path):
-    """[(marker, file offset of its site)]"""
-    return [(marker, site) for marker, site, _ in stapsdt_notes(path)]
-
-
-# Marker sites by the bytes at the note's address.  "nop;nop10": what the
-# patches give x86-64 builds, libbpf usdt.h's convention, a 1-byte nop
-# where the note points, then a 10-byte nop; "nop": sys/sdt.h's own.
-SITES = {"nop;nop10": bytes.fromhex("90662e0f1f840000000000"), "nop": bytes.fromhex("90")}
-SHIPPED = "nop;nop10"
-
-
 def check_sites(path, kind):
     """The number of marker sites in path, each of which must be a site of
-    that kind (SITES); Unmeasured otherwise."""
-    shape = SITES[kind]
-    sites = stapsdt_sites(path)
-    if not sites:
-        raise Unmeasured("%s has no marker sites" % path)
-    data = open(path, "rb").read()
-    wrong = ["%s at file offset %#x: %s" % (marker, off, data[off:off + len(shape)].hex(" "))
-             for marker, off in sites if data[off:off + len(shape)] != shape]
+    that kind (usdt.SHAPES); Unmeasured otherwise."""
+    try:
+        wrong = usdt.site_problems(path, kind)
+    except usdt.Error as e:
+        raise Unmeasured(str(e))
+    sites = len(usdt.read_sites(path, provider=None))
     if wrong:
-        raise Unmeasured("%s: %d of %d marker sites are not %s sites (%s), e.g. %s" % (
-            path, len(wrong), len(sites), kind, shape.hex(" "), wrong[0]))
-    return len(sites)
+        raise Unmeasured("%s: %d of %d marker sites are not %s sites, e.g. %s" % (
+            path, len(wrong), sites, kind, wrong[0]))
+    return sites
 
 
 def forced_copy(name, markers):
@@ -281,10 +241,11 @@ def forced_copy(name, markers):
     dst = "%s-forced-%s" % (src, "-".join(sorted(markers)))
     data = bytearray(open(src, "rb").read())
     done = set()
-    for marker, _, sem in stapsdt_notes(src):
-        if marker in markers and sem is not None:
-            data[sem] = 1
-            done.add(marker)
+    segments = usdt.load_segments(src)
+    for site in usdt.read_sites(src):
+        if site.name in markers and site.semaphore:
+            data[usdt.file_offset(src, site.semaphore, segments)] = 1
+            done.add(site.name)
     if done != set(markers):
         raise Unmeasured("%s: no semaphore for %s" % (src, sorted(set(markers) - done)))
     write_executable(dst, data)
@@ -691,7 +652,7 @@ def phase_live(res, repeats):
     log("floor: %s site %.2fx the nop site per hit" % (SHIPPED, live["floor_ratio"]))
     for name in LIVE_BUILDS:
         entry = live["python"][BUILDS[name][0]] = {
-            "sites": sites[name], "site_bytes": SITES[SHIPPED].hex(" "), "cases": {}}
+            "sites": sites[name], "site_bytes": usdt.SHAPES[SHIPPED].hex(" "), "cases": {}}
         for consumer, markers in CONSUMERS.items():
             live_consumer(entry, consumer, markers, name, floors[SHIPPED], repeats)
 

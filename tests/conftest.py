@@ -3,8 +3,11 @@ import sys
 
 import pytest
 
-# The tests import harness.py and markers.py from this directory.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The tests import harness.py ... from this directory, and the build tools'
+# modules (usdt.py) from scripts/.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.join(os.path.dirname(HERE), "scripts"))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -25,7 +25,7 @@ import sys
 import time
 
 import harness
-import markers
+import usdt
 
 # The machinery the markers touch: the eval loop's hooks and the tools on
 # them (profile, trace, pdb, sys.monitoring), frames, generators and
@@ -103,8 +103,8 @@ def configs(build):
 
 def build_markers(build):
     """The python markers the build's ELF has (its .note.stapsdt)."""
-    return sorted({s.name for s in markers.read_sites(harness.marker_object(build))
-                   if s.provider == markers.PROVIDER})
+    return sorted({s.name for s in usdt.read_sites(harness.marker_object(build))
+                   if s.provider == usdt.PROVIDER})
 
 
 def config_markers(build, config):

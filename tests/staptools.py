@@ -14,7 +14,7 @@ import tempfile
 
 import harness
 
-GEN_TAPSET = os.path.join(harness.REPO, "tapset", "gen-tapset")
+GEN_TAPSET = os.path.join(harness.REPO, "scripts", "gen-tapset")
 TEMPLATE = os.path.join(harness.REPO, "tapset", "libpython.stp.in")
 OUR_PYTHON_STP = os.path.join(harness.REPO, "tapset", "python.stp")
 EXAMPLES = os.path.join(harness.REPO, "examples")

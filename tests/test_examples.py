@@ -13,7 +13,7 @@ import re
 import pytest
 
 import harness
-import markers
+import usdt
 import staptools
 from guest import jobs
 
@@ -36,7 +36,7 @@ BUILDS = harness.builds()
 
 
 def build_markers(build):
-    return set(s.name for s in markers.read_sites(harness.marker_object(build))
+    return set(s.name for s in usdt.read_sites(harness.marker_object(build))
                if s.provider == "python")
 
 

@@ -15,7 +15,7 @@ fire and the fixture's own calls (a consumer of every process of the ELF:
 in each child of forks.py too).
 
 The C program dtracedata/forksite.c shows why the sites follow libbpf
-usdt.h's convention (tests/sites.py): on Linux 6.18 a child forked after
+usdt.h's convention (scripts/usdt.py sites): on Linux 6.18 a child forked after
 its parent hit a probed 5-byte nop dies of SIGSEGV; with the 1-byte nop
 then the 10-byte nop, it exits normally.  (The guest's 6.1 kernel does not
 optimize uprobes: under stap the fixtures only show that stap leaves
@@ -33,7 +33,7 @@ import warnings
 import pytest
 
 import harness
-import markers
+import usdt
 from guest import jobs
 
 FIXTURES = ("forks", "pool", "subprocesses")
@@ -54,7 +54,7 @@ TIMEOUT = 300
 
 
 def claimed(build):
-    return markers.parse_claims(harness.claims(build))
+    return usdt.parse_claims(harness.claims(build))
 
 
 def run_fixture(command, **kw):

@@ -5,30 +5,30 @@ semaphore; no unclaimed marker has a site."""
 import pytest
 
 import harness
-import markers
+import usdt
 
 
 @pytest.mark.parametrize("build", harness.builds())
 def test_markers_present(build):
-    probes = markers.parse_probes(harness.PROBES_D)
-    claims = markers.parse_claims(harness.claims(build))
-    sites = markers.read_sites(harness.marker_object(build))
-    failures = [(m, msg) for m, ok, msg in markers.check(probes, claims, sites) if not ok]
+    probes = usdt.parse_probes(harness.PROBES_D)
+    claims = usdt.parse_claims(harness.claims(build))
+    sites = usdt.read_sites(harness.marker_object(build))
+    failures = [(m, msg) for m, ok, msg in usdt.check(probes, claims, sites) if not ok]
     assert not failures, failures
 
 
 def test_checker_sees_a_missing_marker():
     """The checker itself: a claimed marker without a site fails."""
     probes = {"gc__start": 1, "gc__done": 1}
-    sites = [markers.Site("python", "gc__start", 0x10, ["-4@%eax"])]
-    results = dict((m, ok) for m, ok, _ in markers.check(probes, ["gc__start", "gc__done"], sites))
+    sites = [usdt.Site("python", "gc__start", 0x400, 0x10, ["-4@%eax"])]
+    results = dict((m, ok) for m, ok, _ in usdt.check(probes, ["gc__start", "gc__done"], sites))
     assert results == {"gc__start": True, "gc__done": False}
 
 
 def test_checker_sees_wrong_arguments_and_semaphores():
     probes = {"line": 3}
-    two_args = [markers.Site("python", "line", 0x10, ["8@%rax", "8@%rdx"])]
-    no_semaphore = [markers.Site("python", "line", 0, ["8@%rax", "8@%rdx", "-4@%ecx"])]
-    assert not markers.check(probes, ["line"], two_args)[0][1]
-    assert not markers.check(probes, ["line"], no_semaphore)[0][1]
-    assert not markers.check(probes, [], no_semaphore)[0][1]
+    two_args = [usdt.Site("python", "line", 0x400, 0x10, ["8@%rax", "8@%rdx"])]
+    no_semaphore = [usdt.Site("python", "line", 0x400, 0, ["8@%rax", "8@%rdx", "-4@%ecx"])]
+    assert not usdt.check(probes, ["line"], two_args)[0][1]
+    assert not usdt.check(probes, ["line"], no_semaphore)[0][1]
+    assert not usdt.check(probes, [], no_semaphore)[0][1]

@@ -20,7 +20,7 @@ import tempfile
 import pytest
 
 import harness
-import markers
+import usdt
 import staptools
 
 SPEC = os.path.join(harness.REPO, "python.spec")
@@ -343,7 +343,7 @@ def test_tapset_names_the_installed_interpreter(packages, payload, name):
     assert set(re.findall(r'process\("([^"]+)"\)', text)) == {installed}
     assert re.search(r"^//\s+markers in:\s+%s$" % re.escape(installed), text, flags=re.M)
     assert re.search(r"^//\s+probed path:\s+%s$" % re.escape(installed), text, flags=re.M)
-    claimed = markers.parse_claims(harness.REPO + "/patches/%s/markers" % series)
+    claimed = usdt.parse_claims(harness.REPO + "/patches/%s/markers" % series)
     assert set(re.findall(r'\.mark\("(\w+)"\)', text)) == set(claimed)
 
 
@@ -354,9 +354,9 @@ def test_payload_interpreter_carries_every_marker(payload, name):
     claims, and no other."""
     series = INTERPRETERS[name]
     elf = payload + expected_prefix() + "/bin/" + series
-    probes = markers.parse_probes(harness.PROBES_D)
-    claims = markers.parse_claims(harness.claims(series))
-    results = markers.check(probes, claims, markers.read_sites(elf))
+    probes = usdt.parse_probes(harness.PROBES_D)
+    claims = usdt.parse_claims(harness.claims(series))
+    results = usdt.check(probes, claims, usdt.read_sites(elf))
     assert [r for r in results if not r[1]] == []
     assert sorted(m for m, ok, msg in results if "site(s)," in msg) == sorted(claims)
 
@@ -406,7 +406,7 @@ def test_payload_tapset_elaborates(packages, payload, name):
     script = alias_script(text, {"python.v" + major, "python.v%s_%s" % (major, minor)})
     script += [line for line in alias_script(text, {"python"})
                if not line.startswith("probe python.function.")]
-    claimed = markers.parse_claims(harness.claims(series))
+    claimed = usdt.parse_claims(harness.claims(series))
     assert len(script) == 3 * len(claimed) - 2
     tree = tempfile.mkdtemp(prefix="pst-rpm-tapsets-")
     try:

@@ -15,7 +15,7 @@ import os
 import pytest
 
 import harness
-import markers
+import usdt
 
 # The consumer script (and oracle mode) each fixture is traced with.
 SCRIPT = {"line": "lines"}
@@ -74,7 +74,7 @@ def test_every_fixture_has_expectations():
 
 def builds_claiming(marker):
     return [b for b in harness.builds()
-            if marker in markers.parse_claims(harness.claims(b))]
+            if marker in usdt.parse_claims(harness.claims(b))]
 
 
 def bpftrace():

@@ -4,7 +4,7 @@ patches/python3.13/0004).  Consumers attach at the note and put an int3
 uprobe on the 1-byte nop; a 5-byte nop there would be optimized by Linux
 6.18 into a CALL that kills forked children (test_fork.py).  Here:
 readelf and eu-readelf agree on every note, objdump decodes the two nops at
-every site, tests/sites.py (which the spec's %check runs on the stripped,
+every site, scripts/usdt.py sites (which the spec's %check runs on the stripped,
 installed interpreters) passes on every build, stripped too, and fails on
 a 5-byte site, and gdb stops at a site and reads its arguments.  (bpftrace
 and SystemTap consume the same sites in test_semantics.py, test_fork.py,
@@ -20,17 +20,23 @@ import tempfile
 import pytest
 
 import harness
-import sites as site_check
 import test_fork
+import usdt
 
-SITES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sites.py")
+USDT = os.path.join(harness.REPO, "scripts", "usdt.py")
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
                                 reason="the nop, nop10 sites are emitted on x86-64 only")
 
 
-run = site_check.run
-readelf_sites = site_check.sites
+def run(cmd):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, check=True).stdout
+
+
+def readelf_sites(elf):
+    """[(marker, address)] of every provider's sites, as usdt.py reads them."""
+    return sorted((s.name, s.address) for s in usdt.read_sites(elf, provider=None))
 
 
 def eu_readelf_sites(elf):
@@ -46,8 +52,8 @@ def eu_readelf_sites(elf):
     return sorted(sites)
 
 
-def sites_py(elf):
-    return subprocess.run([sys.executable, SITES, elf], stdout=subprocess.PIPE,
+def usdt_sites(elf):
+    return subprocess.run([sys.executable, USDT, "sites", elf], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True)
 
 
@@ -69,17 +75,17 @@ def test_sites_are_nop_then_nop10(build):
 
 @pytest.mark.parametrize("build", harness.builds())
 def test_sites_py_passes(build):
-    """tests/sites.py (which the spec's %check runs too) on each build, and
+    """scripts/usdt.py sites (which the spec's %check runs too) on each build, and
     on a stripped copy, as the packages ship it."""
     elf = harness.marker_object(build)
     summary = "%d sites, every one a 1-byte nop then a 10-byte nop" % len(readelf_sites(elf))
-    out = sites_py(elf)
+    out = usdt_sites(elf)
     assert out.returncode == 0 and summary in out.stdout, out.stdout
     with tempfile.TemporaryDirectory() as tmp:
         stripped = os.path.join(tmp, os.path.basename(elf))
         subprocess.run(["strip", "-o", stripped, elf], check=True)
         assert "symtab" not in run(["readelf", "-S", stripped])
-        out = sites_py(stripped)
+        out = usdt_sites(stripped)
         assert out.returncode == 0 and summary in out.stdout, out.stdout
 
 
@@ -89,17 +95,17 @@ def test_sites_py_rejects_a_5_byte_site():
     sys/sdt.h's own 1-byte nop fails too, and a program without sites
     cannot be checked."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = sites_py(test_fork.forksite(tmp, "nop5"))
+        out = usdt_sites(test_fork.forksite(tmp, "nop5"))
         assert out.returncode == 1, out.stdout
-        assert re.search(r"^sites.py: \S+: tick at 0x[0-9a-f]+: 0f 1f 44 00 00 .*, not "
+        assert re.search(r"^usdt.py: \S+: tick at 0x[0-9a-f]+: 0f 1f 44 00 00 .*, not "
                          r"90 66 2e 0f 1f 84 00 00 00 00 00$", out.stdout, re.M), out.stdout
-        out = sites_py(test_fork.forksite(tmp, "nop-nop10"))
+        out = usdt_sites(test_fork.forksite(tmp, "nop-nop10"))
         assert out.returncode == 0 and "1 sites, every one" in out.stdout, out.stdout
         plain = os.path.join(tmp, "plain")
         subprocess.run(["gcc", "-O2", "-o", plain, test_fork.FORKSITE], check=True)
-        out = sites_py(plain)
+        out = usdt_sites(plain)
         assert out.returncode == 1 and re.search(r"tick at 0x[0-9a-f]+: 90 ", out.stdout), out.stdout
-        out = sites_py("/bin/true")
+        out = usdt_sites("/bin/true")
         assert out.returncode == 2 and "no marker sites" in out.stdout, out.stdout
 
 

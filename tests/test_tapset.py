@@ -1,4 +1,4 @@
-"""The tapsets: tapset/libpython.stp.in turned by tapset/gen-tapset (make
+"""The tapsets: tapset/libpython.stp.in turned by scripts/gen-tapset (make
 tapset, make install) into one tapset per Python, offering exactly the
 markers its ELF notes show, under python.*, python.vX.* and python.vX_Y.*,
 each alias reading the arguments probes.d declares.  With stap: every alias
@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 import harness
-import markers
+import usdt
 import staptools
 
 # The tapset's variable for each probes.d parameter name.
@@ -34,7 +34,7 @@ def template_markers():
 
 def elf_markers(elf):
     """{marker: argument count} of the python provider in elf."""
-    return dict((s.name, len(s.arguments)) for s in markers.read_sites(elf)
+    return dict((s.name, len(s.arguments)) for s in usdt.read_sites(elf)
                 if s.provider == "python")
 
 
@@ -291,7 +291,7 @@ SEED = ('probe python.function.entry { printf("%s => %s in %s:%d\\n", '
 
 def function_sites(builds):
     return sorted((harness.marker_object(b), s.name) for b in builds
-                  for s in markers.read_sites(harness.marker_object(b))
+                  for s in usdt.read_sites(harness.marker_object(b))
                   if s.provider == "python" and s.name == "function__entry")
 
 

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 
 import harness
-import markers
+import usdt
 from guest.session import GUEST, HERE, Job, Module, staprun
 
 
@@ -43,7 +43,7 @@ def as_typed(run, name, module, build, fixture):
 
 
 def claimed(build):
-    return markers.parse_claims(harness.claims(build))
+    return usdt.parse_claims(harness.claims(build))
 
 
 # --- test_semantics.py: the Stap consumer (harness.Stap) ---------------------
@@ -117,12 +117,12 @@ def tapset_dir(build):
 
 def variant_tapset_dir(build):
     """For a build `make tapset` leaves out (python3.13-ft, -jit): its tapset,
-    written by tapset/gen-tapset into build/guest/tapset-BUILD (rewritten only
+    written by scripts/gen-tapset into build/guest/tapset-BUILD (rewritten only
     when it changes: stap's cache keys on the tapsets' time stamps)."""
     directory = os.path.join(GUEST, "tapset-" + build)
     scratch = tempfile.mkdtemp(prefix="tapset.", dir=GUEST)
     try:
-        subprocess.run([os.path.join(harness.REPO, "tapset", "gen-tapset"),
+        subprocess.run([os.path.join(harness.REPO, "scripts", "gen-tapset"),
                         os.path.join(harness.REPO, "tapset", "libpython.stp.in"),
                         harness.interpreter(build), scratch],
                        check=True, stdout=subprocess.PIPE, timeout=120)
@@ -163,19 +163,13 @@ def seed(run):
 
 def first_load(elf):
     """The address elf's first PT_LOAD segment is linked at."""
-    out = subprocess.run(["readelf", "-lW", elf], check=True, stdout=subprocess.PIPE,
-                         universal_newlines=True).stdout
-    for line in out.splitlines():
-        fields = line.split()
-        if fields and fields[0] == "LOAD":
-            return int(fields[2], 16)
-    raise AssertionError("%s has no PT_LOAD segment" % elf)
+    return usdt.load_segments(elf)[0][0]
 
 
 def semaphores_of(build):
     """[(marker, semaphore address, number of sites)] for build's claims."""
-    sites = [s for s in markers.read_sites(harness.marker_object(build))
-             if s.provider == markers.PROVIDER]
+    sites = [s for s in usdt.read_sites(harness.marker_object(build))
+             if s.provider == usdt.PROVIDER]
     found = []
     for marker in claimed(build):
         at = [s for s in sites if s.name == marker]

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""The python provider's markers in an ELF file: the one reader of their
+SystemTap SDT notes (.note.stapsdt) and of the machine code at their sites,
+for gen-tapset, the tests, bench and the spec's %check.
+
+    usdt.py markers PROBES_D CLAIMS ELF
+        Every marker CLAIMS lists (patches/<python>/markers, one a line)
+        has at least one site in ELF, each with the argument count PROBES_D
+        declares and a semaphore; no other marker of the provider has one.
+    usdt.py sites ELF
+        Every site of ELF (x86-64) follows libbpf usdt.h's convention: a
+        1-byte nop (90) where the note points, then the 10-byte nop
+        66 2e 0f 1f 84 00 00 00 00 00.  A consumer that attaches at the
+        note puts an int3 uprobe on the 1-byte nop: a trap per hit, nothing
+        written to the program's stack.  Not a 5-byte nop: Linux 6.18 turns
+        a uprobe on one into a CALL to a trampoline, which stores into the
+        red zone and kills a child forked after its parent hit the site.
+
+Both read only the notes and program headers (stripped files can be
+checked), print a line per marker or bad site, and exit 0 when all holds,
+1 otherwise, 2 when ELF cannot be checked.  Python 3.6+, readelf (binutils).
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+PROVIDER = "python"
+
+# Marker sites by the bytes at the note's address.  "nop;nop10": what the
+# patches give x86-64 builds; "nop": sys/sdt.h's own.
+SHAPES = {"nop;nop10": bytes.fromhex("90" "662e0f1f840000000000"), "nop": bytes.fromhex("90")}
+SHIPPED = "nop;nop10"
+
+
+class Error(Exception):
+    pass
+
+
+class Site(object):
+    """One note: a marker's site (address), semaphore (address, 0 for
+    none) and arguments (SystemTap's argument specifiers)."""
+
+    def __init__(self, provider, name, address, semaphore, arguments):
+        self.provider = provider
+        self.name = name
+        self.address = address
+        self.semaphore = semaphore
+        self.arguments = arguments
+
+    def __repr__(self):
+        return "Site(%s:%s at %#x, semaphore=%#x, args=%r)" % (
+            self.provider, self.name, self.address, self.semaphore, self.arguments)
+
+
+def _readelf(*args):
+    proc = subprocess.run(["readelf"] + list(args), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    if proc.returncode != 0:
+        raise Error("%s: not an ELF file readelf can read: %s"
+                    % (args[-1], proc.stderr.strip()))
+    return proc.stdout
+
+
+def read_sites(elf, provider=PROVIDER):
+    """The provider's sites in elf (every provider's if provider is None)."""
+    sites, current = [], None
+    for line in _readelf("--notes", "--wide", elf).splitlines():
+        line = line.strip()
+        m = re.search(r"Provider:\s*(\S+)", line)
+        if m:
+            current = dict(provider=m.group(1), arguments=[])
+            sites.append(current)
+            continue
+        if current is None:
+            continue
+        m = re.match(r"Name:\s*(\S+)", line)
+        if m:
+            current["name"] = m.group(1)
+        m = re.match(r"Location:\s*(0x[0-9a-fA-F]+)", line)
+        if m:
+            current["address"] = int(m.group(1), 16)
+        m = re.search(r"Semaphore:\s*(0x[0-9a-fA-F]+)", line)
+        if m:
+            current["semaphore"] = int(m.group(1), 16)
+        # A marker without arguments prints no Arguments line.
+        m = re.match(r"Arguments:\s*(.*)", line)
+        if m:
+            current["arguments"] = m.group(1).split()
+    return [Site(s["provider"], s.get("name"), s.get("address", 0), s.get("semaphore", 0),
+                 s["arguments"])
+            for s in sites if provider is None or s["provider"] == provider]
+
+
+def markers(elf):
+    """{marker: argument count} of the python provider's sites in elf."""
+    found = {}
+    for s in read_sites(elf):
+        if found.setdefault(s.name, len(s.arguments)) != len(s.arguments):
+            raise Error("%s: marker %s has sites with %d and %d arguments"
+                        % (elf, s.name, found[s.name], len(s.arguments)))
+    return found
+
+
+def marker_elf(python):
+    """The ELF file holding a Python's markers: the interpreter itself, or
+    for an --enable-shared build the libpython it links (ldd)."""
+    if not os.path.isfile(python):
+        raise Error("%s: no such file" % python)
+    python = os.path.realpath(python)
+    if read_sites(python):
+        return python
+    proc = subprocess.run(["ldd", python], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    m = re.search(r"libpython\S*\s+=>\s+(/\S+)", proc.stdout)
+    if m:
+        lib = os.path.realpath(m.group(1))
+        if read_sites(lib):
+            return lib
+        raise Error("%s: no python markers, nor in %s (built without "
+                    "--with-dtrace?)" % (python, lib))
+    raise Error("%s: no python markers (not a Python built --with-dtrace, "
+                "and it links no libpython)" % python)
+
+
+def load_segments(elf):
+    """[(address, file offset, size in the file)] of elf's PT_LOAD segments."""
+    segments = []
+    for line in _readelf("-lW", elf).splitlines():
+        f = line.split()
+        if f and f[0] == "LOAD":
+            segments.append((int(f[2], 16), int(f[1], 16), int(f[4], 16)))
+    if not segments:
+        raise Error("%s has no PT_LOAD segment" % elf)
+    return segments
+
+
+def file_offset(elf, address, segments=None):
+    """Where in elf's file the byte at address (as linked) is."""
+    for vaddr, offset, size in segments or load_segments(elf):
+        if vaddr <= address < vaddr + size:
+            return address - vaddr + offset
+    raise Error("%s: %#x is in no segment's file contents" % (elf, address))
+
+
+def is_x86_64(elf):
+    return re.search(r"^\s*Machine:\s+Advanced Micro Devices X86-64$",
+                     _readelf("-h", elf), re.M) is not None
+
+
+def site_problems(elf, shape=SHIPPED):
+    """A line for each of elf's sites (every provider's) whose code is not
+    SHAPES[shape]; Error if elf is not x86-64 or has no sites."""
+    if not is_x86_64(elf):
+        raise Error("%s is not an x86-64 ELF file" % elf)
+    sites = read_sites(elf, provider=None)
+    if not sites:
+        raise Error("%s has no marker sites" % elf)
+    code, segments = SHAPES[shape], load_segments(elf)
+    with open(elf, "rb") as f:
+        data = f.read()
+    out = []
+    for s in sorted(sites, key=lambda s: s.address):
+        off = file_offset(elf, s.address, segments)
+        if data[off:off + len(code)] != code:
+            out.append("%s at %#x: %s, not %s" % (s.name, s.address,
+                                                  data[off:off + len(code)].hex(" "), code.hex(" ")))
+    return out
+
+
+def parse_probes(path):
+    """{marker: argument count} for the provider in a .d file."""
+    with open(path) as f:
+        text = f.read()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    probes = {}
+    for name, args in re.findall(r"\bprobe\s+(\w+)\s*\(([^)]*)\)\s*;", text):
+        args = args.strip()
+        probes[name] = 0 if args in ("", "void") else args.count(",") + 1
+    if not probes:
+        raise Error("%s declares no probes" % path)
+    return probes
+
+
+def parse_claims(path):
+    """The marker names listed in a claims file (# starts a comment)."""
+    claims = []
+    with open(path) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                claims.append(line)
+    return claims
+
+
+def check(probes, claims, sites):
+    """A list of (marker, ok, message), one per marker of probes.d."""
+    results = []
+    ours = [s for s in sites if s.provider == PROVIDER]
+    for marker in claims:
+        if marker not in probes:
+            results.append((marker, False, "claimed but not declared in probes.d"))
+    for marker, nargs in sorted(probes.items()):
+        at = [s for s in ours if s.name == marker]
+        if marker not in claims:
+            if at:
+                results.append((marker, False, "%d site(s) but not claimed" % len(at)))
+            else:
+                results.append((marker, True, "not claimed, no site"))
+            continue
+        if not at:
+            results.append((marker, False, "claimed but no site in .note.stapsdt"))
+            continue
+        bad = [s for s in at if len(s.arguments) != nargs]
+        if bad:
+            results.append((marker, False, "%d site(s) with %s arguments, probes.d says %d"
+                            % (len(bad), sorted({len(s.arguments) for s in bad}), nargs)))
+            continue
+        if any(not s.semaphore for s in at):
+            results.append((marker, False, "a site without a semaphore"))
+            continue
+        results.append((marker, True, "%d site(s), %d argument(s), semaphore %#x"
+                        % (len(at), nargs, at[0].semaphore)))
+    return results
+
+
+def main(argv):
+    try:
+        if argv[1:2] == ["markers"] and len(argv) == 5:
+            results = check(parse_probes(argv[2]), parse_claims(argv[3]), read_sites(argv[4]))
+            for marker, ok, message in results:
+                print("%-4s %-28s %s" % ("ok" if ok else "FAIL", marker, message))
+            return 0 if all(ok for _, ok, _ in results) else 1
+        if argv[1:2] == ["sites"] and len(argv) == 3:
+            elf = argv[2]
+            bad = site_problems(elf)
+            for line in bad:
+                print("usdt.py: %s: %s" % (elf, line))
+            if not bad:
+                print("usdt.py: %s: %d sites, every one a 1-byte nop then a 10-byte nop"
+                      % (elf, len(read_sites(elf, provider=None))))
+            return 1 if bad else 0
+    except (Error, OSError) as e:
+        print("usdt.py: %s" % e, file=sys.stderr)
+        return 2
+    sys.stderr.write(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
