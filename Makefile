@@ -17,7 +17,10 @@
 #   make bench        measure what the markers cost: docs/performance.md
 #   make tapset       SystemTap tapsets for the builds: build/tapset*/
 #                     (PYTHON=/usr/bin/python3.11: for that Python instead)
-#   make install      install the tapsets (DESTDIR, PREFIX, tapsetdir)
+#   make install      install the Pythons (altinstall: pythonX.Y only) and the
+#                     examples under PREFIX, their tapsets into tapsetdir,
+#                     listed in a manifest (DESTDIR, PREFIX, tapsetdir)
+#   make uninstall    remove what the manifest lists (DESTDIR, PREFIX)
 #   make clean        remove build/
 
 PY2_VERSION := 2.7.18
@@ -61,7 +64,7 @@ RPMBUILD_PATH := $(shell command -v $(RPMBUILD) 2>/dev/null)
 RPM_TOPDIR := $(BUILD)/rpm
 RPM_STAMP := $(RPM_TOPDIR)/.built
 
-.PHONY: all setup sources build build-shared build-variants demo check check-ready bench-ready clean distclean tapset install bench rpm srpm
+.PHONY: all setup sources build build-shared build-variants demo check check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
 .DELETE_ON_ERROR:
 
 all: build
@@ -190,13 +193,35 @@ bench-ready: $(SOURCES)/$(PY2_TARBALL) $(SOURCES)/$(PY3_TARBALL) $(SOURCES)/$(PY
 #                             (shared, ft, jit) that exist:
 #                             stap -I build/tapset ... from a checkout
 #   make tapset PYTHON=P      build/tapset-extra/ for the Python P
-#   make install              the tapsets for the builds as installed under
-#                             PREFIX (LINKAGE=shared: the -shared builds,
-#                             probing PREFIX/lib/libpython*), or PYTHON=P's,
-#                             into DESTDIR/tapsetdir; and tapset/python.stp
-#                             over SystemTap's own python.stp (see there),
-#                             which dpkg-divert keeps aside when installing
-#                             to a dpkg system (no DESTDIR)
+#   make install [DESTDIR=D] [PREFIX=/usr/local] [tapsetdir=T]
+#                             scripts/install.sh: each Python of SERIES by
+#                             CPython's `make altinstall prefix=PREFIX` (only
+#                             versioned names: PREFIX/bin/pythonX.Y, never
+#                             python3, pydoc, idle, 2to3; no test suite);
+#                             its tapset, probing PREFIX/bin/pythonX.Y, into
+#                             DESTDIR/tapsetdir; tapset/python.stp over
+#                             SystemTap's own python.stp (see there), which
+#                             dpkg-divert keeps aside when installing to a
+#                             dpkg system (no DESTDIR); examples/ into
+#                             PREFIX/share/python-systemtap/examples; and the
+#                             list of every file installed, the manifest
+#                             PREFIX/share/python-systemtap/installed-files.
+#                             The builds' prefix is /usr/local; another
+#                             PREFIX works (the interpreter finds its library
+#                             from its own path), but sysconfig and
+#                             pkg-config still say /usr/local.
+#                             LINKAGE=shared is refused: the -shared builds
+#                             find libpython through an rpath into build/
+#   make install-tapsets      the tapsets and python.stp alone, in the
+#                             manifest too (LINKAGE=shared: the -shared
+#                             builds', probing PREFIX/lib/libpython*)
+#   make install PYTHON=P     P's tapset and python.stp alone, no manifest
+#   make uninstall [DESTDIR=D] [PREFIX=/usr/local]
+#                             remove every file the manifest lists, and the
+#                             directories the installs created, if empty,
+#                             under PREFIX/lib/pythonX.Y, include/pythonX.Y
+#                             and share/python-systemtap; on the real system
+#                             undo the dpkg-divert of SystemTap's python.stp
 
 GEN_TAPSET := scripts/gen-tapset tapset/libpython.stp.in
 PREFIX ?= /usr/local
@@ -204,17 +229,7 @@ LINKAGE ?= static
 # SystemTap's own tapset directory (PKGDATADIR/tapset of the stap in PATH).
 STAP := $(shell command -v stap 2>/dev/null)
 tapsetdir ?= $(if $(STAP),$(abspath $(dir $(STAP))../share/systemtap/tapset),/usr/share/systemtap/tapset)
-# Installing straight onto a dpkg system: divert SystemTap's python.stp to
-# python.stp.systemtap (kept, and no longer read: not *.stp) so that
-# SystemTap's upgrades do not bring it back over ours.
-define install_python_stp
-	@if [ -z "$(DESTDIR)" ] && command -v dpkg-divert >/dev/null 2>&1 && \
-	    dpkg-query -S $(tapsetdir)/python.stp >/dev/null 2>&1; then \
-		echo dpkg-divert --local --rename --divert $(tapsetdir)/python.stp.systemtap --add $(tapsetdir)/python.stp; \
-		dpkg-divert --local --rename --divert $(tapsetdir)/python.stp.systemtap --add $(tapsetdir)/python.stp; \
-	fi
-	install -D -m 644 tapset/python.stp $(DESTDIR)$(tapsetdir)/python.stp
-endef
+INSTALL_SH = scripts/install.sh --destdir='$(DESTDIR)' --prefix='$(PREFIX)' --tapsetdir='$(tapsetdir)' --build='$(BUILD)'
 
 ifdef PYTHON
 tapset:
@@ -222,17 +237,31 @@ tapset:
 
 install:
 	$(GEN_TAPSET) $(PYTHON) $(DESTDIR)$(tapsetdir)
-	$(install_python_stp)
+	$(INSTALL_SH) python-stp
 else
 tapset: build
 	$(foreach s,$(SERIES),$(GEN_TAPSET) $(BUILD)/bin/$(s) $(BUILD)/tapset &&) true
 	$(foreach s,$(SERIES),$(foreach v,shared $(VARIANTS),$(if $(wildcard $(BUILD)/bin/$(s)-$(v)),$(GEN_TAPSET) $(BUILD)/bin/$(s)-$(v) $(BUILD)/tapset-$(v) &&))) true
 
-# Order-only: the tapsets need the builds' ELF notes, not fresh builds.
-install: | $(SERIES:%=$(BUILD)/bin/%$(if $(filter shared,$(LINKAGE)),-shared))
-	$(foreach s,$(SERIES),$(GEN_TAPSET) --prefix $(PREFIX) $(BUILD)/bin/$(s)$(if $(filter shared,$(LINKAGE)),-shared) $(DESTDIR)$(tapsetdir) &&) true
-	$(install_python_stp)
+# Order-only: the builds are made if missing or out of date (as make build
+# would), never for being newer than their link; CPython's altinstall then
+# installs them as built (its dependency on `all` finds nothing to do).
+ifeq ($(LINKAGE),shared)
+install:
+	@echo "make install LINKAGE=shared: the -shared builds find libpython through an rpath into $(BUILD)/obj," \
+		"so their interpreters cannot be installed; make install installs the static builds," \
+		"make install-tapsets LINKAGE=shared only the -shared builds' tapsets" >&2; exit 1
+else
+install: | $(SERIES:%=$(BUILD)/bin/%)
+	$(INSTALL_SH) install $(SERIES)
 endif
+
+install-tapsets: | $(SERIES:%=$(BUILD)/bin/%$(if $(filter shared,$(LINKAGE)),-shared))
+	$(INSTALL_SH) --linkage='$(LINKAGE)' install-tapsets $(SERIES)
+endif
+
+uninstall:
+	$(INSTALL_SH) uninstall
 
 # --- rpm -------------------------------------------------------------------
 # python.spec builds every Python from the tarballs of `make sources`, with
@@ -247,7 +276,7 @@ endif
 # changed (build/rpm/.built), then tests/test_rpm.py checks them.
 # rpm installed by dpkg (Debian) keeps an empty package database, so no
 # BuildRequires could be met: rpmbuild then runs with --nodeps, and the
-# Debian packages .ci/run installs stand in for the BuildRequires.
+# Debian packages of scripts/packages stand in for the BuildRequires.
 
 RPM_DEFINES ?=
 RPM_FROM_DPKG := $(shell dpkg-query -W -f='$${Status}' rpm 2>/dev/null | grep -q ' installed' && echo yes)
@@ -264,7 +293,7 @@ define rpm_sources
 	@test -n "$(RPMBUILD_PATH)" || { echo "$(RPMBUILD) is not installed (apt-get install rpm, or dnf install rpm-build)" >&2; exit 1; }
 	scripts/rpm-sources.sh python.spec $(SOURCES) $(RPM_TOPDIR)/SOURCES
 	$(if $(RPM_FROM_DPKG),@echo "rpmbuild --nodeps: this rpm was installed by dpkg and its package database is empty;" \
-		"the BuildRequires are not checked (their Debian equivalents: .ci/run)")
+		"the BuildRequires are not checked (their Debian equivalents: scripts/packages)")
 endef
 
 define rpm_build

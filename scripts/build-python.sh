@@ -16,6 +16,12 @@ obj=$2
 shift 2
 
 [ -x "$src/configure" ] || die "$src is not a CPython source tree"
+case " $* " in
+    *" --with-dtrace "*)
+        command -v dtrace >/dev/null ||
+            die "--with-dtrace needs dtrace(1): run 'make setup' as root (or apt-get install systemtap-sdt-dev)" ;;
+esac
+command -v cc >/dev/null || die "no C compiler: run 'make setup' as root (or apt-get install build-essential)"
 
 rm -rf "$obj"
 mkdir -p "$obj"

@@ -94,6 +94,8 @@ Next:
                           README, "Tracing with SystemTap"
   examples/bpftrace/*.bt  their bpftrace twins, e.g.
       bpftrace examples/bpftrace/top.bt build/bin/python3.13 -c 'build/bin/python3.13 YOUR.py'
-  make tapset; make install   the tapsets: stap -e 'probe python.function.entry { ... }'
+  make install            the Pythons (python2.7, python3.13, python3.14 in
+                          /usr/local/bin), their tapsets and the examples; then
+      stap -e 'probe python.function.entry { println(funcname) }' -c 'python3.13 YOUR.py'
   make check              every test (README, "Tests")
 NEXT

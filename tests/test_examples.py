@@ -143,10 +143,10 @@ def stacks_of(build, fixture):
 
 
 def check_calltree(out, build, fixtures):
-    # The seed command's call tree (test_guest.py), printed by the example.
+    # README's one-line call tree (test_guest.py), printed by the example.
     import test_guest
-    expected = os.path.join(test_guest.EXPECTED, harness.series_of(build), "seed.txt")
-    assert test_guest.seed_tree(out, fixtures) == test_guest.read_expected(expected)
+    expected = os.path.join(test_guest.EXPECTED, harness.series_of(build), "calltree.txt")
+    assert test_guest.calltree_lines(out, fixtures) == test_guest.read_expected(expected)
 
 
 def ours(out, fixtures):

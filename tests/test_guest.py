@@ -5,7 +5,8 @@ staprun in a guest booted on that kernel; all guest tests of a session
 share one boot (tests/guest/session.py).  The fixtures of tests/dtracedata
 traced by stap are checked in test_semantics.py (the stap consumer); here:
 
-  test_seed         issue 5's seed command: a call tree, exactly
+  test_calltree_one_liner
+                    README's one-line call tree: exactly the fixture's tree
   test_aliases      every alias of every tapset, on fixtures that fire them,
                     with exact values
   test_semaphores   the markers' semaphores are 0 before stap runs, set
@@ -32,8 +33,8 @@ EXPECTED = os.path.join(HERE, "expected")
 def guest_jobs_of(item):
     """The guest jobs a test of this file reads (tests/guest/jobs.py)."""
     build = item.callspec.params.get("build") if hasattr(item, "callspec") else None
-    if item.originalname == "test_seed":
-        return ["seed-" + build]
+    if item.originalname == "test_calltree_one_liner":
+        return ["calltree-" + build]
     if item.originalname == "test_semaphores":
         return ["semaphores-" + build]
     if item.originalname == "test_aliases":
@@ -56,23 +57,23 @@ def read_expected(path):
                 if line.strip() and not line.startswith("#")]
 
 
-# --- the seed command --------------------------------------------------------
+# --- the one-line call tree -------------------------------------------------
 
 # thread_indent's columns: microseconds since the thread's first event,
 # execname(tid): (the comm differs between builds), then the indentation.
-SEED_LINE = re.compile(r"^\s*\d+ \S+\(\d+\):( *(?:=>|<=) \S+ in (.+):\d+)$")
+CALLTREE_LINE = re.compile(r"^\s*\d+ \S+\(\d+\):( *(?:=>|<=) \S+ in (.+):\d+)$")
 
 
-def seed_tree(out, fixtures):
-    """The seed's output without its time and execname(tid) columns, only
+def calltree_lines(out, fixtures):
+    """The one-liner's output without its time and execname(tid) columns, only
     the lines of the fixture's own code, in the directory fixtures (Python 2
     names it call_stack.py, Python 3 with its directory), file names
     relative to it.  The standard library's start-up and shutdown frames
     depend on the installation."""
     tree = []
     for line in out.splitlines():
-        m = SEED_LINE.match(line)
-        assert m, "not a line of the seed's format: %r" % line
+        m = CALLTREE_LINE.match(line)
+        assert m, "not a line of the call tree's format: %r" % line
         event, filename = m.groups()
         if filename.startswith(fixtures):
             tree.append(event.replace(" in " + fixtures, " in "))
@@ -82,7 +83,7 @@ def seed_tree(out, fixtures):
 
 
 @pytest.mark.parametrize("build", harness.builds())
-def test_seed(build):
+def test_calltree_one_liner(build):
     if not {"function__entry", "function__return"} <= set(jobs.claimed(build)):
         pytest.skip("%s claims no function__entry/return markers (%s)"
                     % (build, harness.claims(build)))
@@ -94,11 +95,11 @@ def test_seed(build):
     with open(os.path.join(tapsets, "lib%s-64.stp" % harness.series_of(build))) as f:
         assert 'mark("function__entry")' in f.read(), \
             "the tapset for %s offers no python.function.entry: out of date (make tapset)" % build
-    result = guest().result("seed-" + build)
-    tree = seed_tree(result.output(), result.job.data["fixtures"])
-    expected = os.path.join(EXPECTED, harness.series_of(build), "seed.txt")
+    result = guest().result("calltree-" + build)
+    tree = calltree_lines(result.output(), result.job.data["fixtures"])
+    expected = os.path.join(EXPECTED, harness.series_of(build), "calltree.txt")
     assert os.path.exists(expected), \
-        "no expected call tree for %s: write %s; the seed printed:\n%s" % (
+        "no expected call tree for %s: write %s; the one-liner printed:\n%s" % (
             build, expected, "\n".join(tree))
     assert tree == read_expected(expected)
 

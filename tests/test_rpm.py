@@ -248,6 +248,8 @@ def test_interpreter_package_files(packages, name):
     prefix = expected_prefix()
     files = set(file_list(packages[name]))
     assert prefix + "/bin/" + series in files
+    # CPython's license and the project's, side by side.
+    assert {"%s/%s/%s" % (LICENSEDIR, name, f) for f in ("LICENSE", "LICENSE.python-systemtap")} <= files
     assert "%s/lib/%s/os.py" % (prefix, series) in files
     assert "%s/%s" % (TAPSETDIR, tapset_name(series)) in files
     tapsets = [f for f in files if f.startswith(TAPSETDIR + "/")]
@@ -263,14 +265,15 @@ def test_interpreter_package_files(packages, name):
 
 def test_examples_package_files(packages):
     """Every example of the checkout, as documentation, and nothing else
-    but README and probes.d."""
+    but README, probes.d and the project's license."""
     docdir = "%s/%s" % (DOCDIR, EXAMPLES)
+    licensedir = "%s/%s" % (LICENSEDIR, EXAMPLES)
     files = file_list(packages[EXAMPLES])
-    dirs = [docdir, docdir + "/bpftrace"]
-    docs = sorted(f for f in files if f not in dirs)
+    dirs = [docdir, docdir + "/bpftrace", licensedir]
+    docs = sorted(f for f in files if f not in dirs and not f.startswith(licensedir + "/"))
     assert sorted(os.path.relpath(f, docdir) for f in docs) == \
         sorted(repo_examples() + ["README", "probes.d"])
-    assert sorted(files) == sorted(docs + dirs)
+    assert sorted(files) == sorted(docs + dirs + [licensedir + "/LICENSE.python-systemtap"])
     proc = run("rpm", "-qp", "--qf", "%{arch}", packages[EXAMPLES])
     assert proc.stdout == "noarch"
     # All marked as documentation (rpm --excludedocs leaves them out).

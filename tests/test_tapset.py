@@ -1,7 +1,8 @@
 """The tapsets: tapset/libpython.stp.in turned by scripts/gen-tapset (make
 tapset, make install) into one tapset per Python, offering exactly the
-markers its ELF notes show, under python.*, python.vX.* and python.vX_Y.*,
-each alias reading the arguments probes.d declares.  With stap: every alias
+markers its ELF notes show: one alias per marker, python.vX_Y.*, reading
+the arguments probes.d declares, and python.vX.* and python.* as aliases of
+it.  With stap: every alias
 elaborates (also for --privilege=stapusr), python.function.entry works next
 to SystemTap's own python.stp, and a missing Python breaks nothing.
 """
@@ -91,10 +92,12 @@ def parse_params():
 
 
 def parse_tapset(path):
-    """[(alias, path, marker, {variable: N of the $argN it reads}, doc)]."""
+    """([(alias, path, marker, {variable: N of the $argN it reads}, doc)] of
+    the markers' aliases, [(alias, the alias it names, doc)] of the wider
+    names)."""
     with open(path) as f:
         text = f.read()
-    probes = []
+    probes, wrappers = [], []
     for m in re.finditer(r'(/\*\*(?:(?!\*/).)*\*/)\s*\nprobe ([\w.]+) = '
                          r'process\("([^"]+)"\)\.mark\("(\w+)"\) \?\n\{\n(.*?)\n\}',
                          text, flags=re.S):
@@ -105,8 +108,11 @@ def parse_tapset(path):
             if args:
                 reads[var] = sorted(set(int(a) for a in args))
         probes.append((alias, probed, marker, reads, doc))
-    assert len(probes) == text.count("\nprobe "), "a probe the test cannot parse"
-    return probes
+    for m in re.finditer(r'(/\*\*(?:(?!\*/).)*\*/)\s*\nprobe ([\w.]+) = ([\w.]+) \? \{ \}\n',
+                         text, flags=re.S):
+        wrappers.append((m.group(2), m.group(3), m.group(1)))
+    assert len(probes) + len(wrappers) == text.count("\nprobe "), "a probe the test cannot parse"
+    return probes, wrappers
 
 
 BUILDS = harness.builds()
@@ -132,18 +138,29 @@ def test_offers_exactly_the_markers_of_the_elf(generated, python):
     with open(harness_elf(python), "rb") as f:
         bits = {1: "32", 2: "64"}[f.read(5)[4]]
     assert os.path.basename(path) == "libpython%s.%s-%s.stp" % (major, minor, bits)
-    probes = parse_tapset(path)
-    assert sorted(a for a, _, _, _, _ in probes) == sorted(expected_aliases(python))
+    probes, wrappers = parse_tapset(path)
+    assert sorted([a for a, _, _, _, _ in probes] + [a for a, _, _ in wrappers]) == \
+        sorted(expected_aliases(python))
+    own = families(python)[-1]
     for alias, probed, marker, _, _ in probes:
         assert probed == harness_elf(python), alias
         assert staptools.alias_marker(alias) == marker
+        # One alias body per marker, under the version's own name.
+        assert alias == alias_name(own, marker), alias
+    # The wider names are aliases of it, nothing more.
+    for alias, target, doc in wrappers:
+        assert target.startswith(own + ".") and target in [a for a, _, _, _, _ in probes]
+        suffix = target[len(own) + 1:]
+        assert alias in [f + "." + suffix for f in families(python)[:-1]], (alias, target)
+        assert re.match(r"/\*\*\n \* probe %s - \S" % re.escape(alias), doc), alias
+        assert target in doc, alias
 
 
 @pytest.mark.parametrize("python", BUILDS + OTHER_PYTHONS)
 def test_aliases_read_the_arguments_probes_d_declares(generated, python):
     """filename is $arg1, funcname $arg2 ...: a swapped argument fails."""
     params = parse_params()
-    for alias, _, marker, reads, doc in parse_tapset(generated[python]):
+    for alias, _, marker, reads, doc in parse_tapset(generated[python])[0]:
         wanted = dict((VARIABLE[p], [i + 1]) for i, p in enumerate(params[marker])
                       if i < elf_markers(harness_elf(python))[marker])
         got = dict((v, n) for v, n in reads.items() if v != "argstr")
@@ -212,12 +229,14 @@ def test_make_tapset_writes_the_in_tree_tapsets():
         major, minor = version(build)
         path = os.path.join(d, "libpython%s.%s-64.stp" % (major, minor))
         assert os.path.exists(path), "%s: run make tapset" % path
-        assert set(p for _, p, _, _, _ in parse_tapset(path)) == {harness.marker_object(build)}
+        assert set(p for _, p, _, _, _ in parse_tapset(path)[0]) == {harness.marker_object(build)}
 
 
 @pytest.mark.parametrize("linkage", ["static", "shared"])
 def test_install_to_destdir(linkage):
-    """The exact file list, with the installed Pythons' paths."""
+    """make install-tapsets (the tapsets alone; all of make install:
+    test_install.py): the exact file list, with the installed Pythons'
+    paths, and the manifest listing it."""
     suffix = "-shared" if linkage == "shared" else ""
     if not all(os.path.exists(os.path.join(harness.BUILD, "bin", s + suffix))
                for s in harness.series()):
@@ -227,7 +246,7 @@ def test_install_to_destdir(linkage):
     try:
         # -o: never (re)build a Python from a test, even if a link vanished.
         links = ["-o" + os.path.join(harness.BUILD, "bin", b) for b in BUILDS]
-        proc = staptools.make("install", "DESTDIR=" + root, "PREFIX=/opt/pst",
+        proc = staptools.make("install-tapsets", "DESTDIR=" + root, "PREFIX=/opt/pst",
                               "tapsetdir=/usr/share/systemtap/tapset", "LINKAGE=" + linkage,
                               *links)
         assert proc.returncode == 0, proc.stderr
@@ -241,11 +260,14 @@ def test_install_to_destdir(linkage):
             else:
                 probed = "/opt/pst/lib/" + os.path.basename(harness.marker_object(s + suffix))
             expected["usr/share/systemtap/tapset/libpython%s.%s-64.stp" % (major, minor)] = probed
-        assert files == sorted(list(expected) + ["usr/share/systemtap/tapset/python.stp"])
+        manifest = ["opt/pst/share/python-systemtap/installed-" + n for n in ("files", "dirs")]
+        assert files == sorted(list(expected) + ["usr/share/systemtap/tapset/python.stp"] + manifest)
+        with open(os.path.join(root, manifest[0])) as f:
+            assert f.read().splitlines() == ["/" + n for n in files]
         for name, probed in expected.items():
             path = os.path.join(root, name)
             assert oct(os.stat(path).st_mode & 0o777) == "0o644"
-            assert set(p for _, p, _, _, _ in parse_tapset(path)) == {probed}
+            assert set(p for _, p, _, _, _ in parse_tapset(path)[0]) == {probed}
             assert harness.BUILD not in open(path).read().split("\n\n", 1)[1]
         with open(os.path.join(root, "usr/share/systemtap/tapset/python.stp")) as f, \
                 open(staptools.OUR_PYTHON_STP) as g:
@@ -285,7 +307,7 @@ def test_every_alias_elaborates(build):
             {harness.marker_object(build)}
 
 
-SEED = ('probe python.function.entry { printf("%s => %s in %s:%d\\n", '
+CALLTREE = ('probe python.function.entry { printf("%s => %s in %s:%d\\n", '
         'thread_indent(1), funcname, filename, lineno) }')
 
 
@@ -297,8 +319,8 @@ def function_sites(builds):
 
 @pytest.mark.parametrize("installed", staptools.installations(BUILDS),
                          ids=lambda bs: "+".join(bs))
-def test_seed_next_to_systemtaps_python_stp(installed):
-    """With SystemTap's python.stp in place, the seed works once our tapsets
+def test_calltree_one_liner_next_to_systemtaps_python_stp(installed):
+    """With SystemTap's python.stp in place, README's one-line call tree works once our tapsets
     are installed, and probes each function__entry site exactly once; without
     our python.stp, SystemTap's definition breaks it."""
     staptools.need_stap()
@@ -309,7 +331,7 @@ def test_seed_next_to_systemtaps_python_stp(installed):
     assert with_markers, "no build has function markers"
     pythons = [harness.interpreter(b) for b in installed]
     with staptools.TapsetTree(pythons) as tree:
-        proc = tree.stap("-p2", "-e", SEED)
+        proc = tree.stap("-p2", "-e", CALLTREE)
         assert proc.returncode == 0, proc.stderr
         got = staptools.derived_probes(proc.stdout)
         assert len(got) == len(set(got)), "a site probed twice"
@@ -320,7 +342,7 @@ def test_seed_next_to_systemtaps_python_stp(installed):
         os.remove(os.path.join(tree.path, "python.stp"))
         os.symlink(os.path.join(staptools.SYSTEM_TAPSETS, "python.stp"),
                    os.path.join(tree.path, "python.stp"))
-        proc = tree.stap("-p2", "-e", SEED)
+        proc = tree.stap("-p2", "-e", CALLTREE)
         assert proc.returncode != 0
         assert "libpython" in proc.stderr
 
@@ -341,7 +363,7 @@ def test_a_missing_python_breaks_nothing():
                                   extra=[renamed]) as tree:
             proc = tree.stap("-p2", "-e", "probe begin { exit() }")
             assert proc.returncode == 0, proc.stderr
-            proc = tree.stap("-p2", "-e", SEED)
+            proc = tree.stap("-p2", "-e", CALLTREE)
             assert proc.returncode == 0, proc.stderr
             assert set(p for p, _ in staptools.derived_probes(proc.stdout)) == \
                 {harness.marker_object(with_markers[0])}

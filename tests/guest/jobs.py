@@ -92,12 +92,12 @@ RUN_TWICE = ("deep_calls",)
 SECOND_RUN = "out-2.txt"
 
 
-# --- test_guest.py: issue 5's seed command ---------------------------------
+# --- test_guest.py: README's one-line call tree ----------------------------
 
-SEED_FIXTURE = "call_stack"
+CALLTREE_FIXTURE = "call_stack"
 
-# Verbatim from issue 5, run as `stap -I TAPSETS -e SEED -c "python fixture.py"`.
-SEED = ('probe python.function.entry { printf("%s => %s in %s:%d\\n", '
+# As README gives it, run as `stap -I TAPSETS -e CALLTREE -c "python fixture.py"`.
+CALLTREE = ('probe python.function.entry { printf("%s => %s in %s:%d\\n", '
         'thread_indent(1), funcname, filename, lineno) } '
         'probe python.function.return { printf("%s <= %s in %s:%d\\n", '
         'thread_indent(-1), funcname, filename, lineno) }')
@@ -136,16 +136,16 @@ def variant_tapset_dir(build):
     return directory
 
 
-def seed_builds():
-    """The builds the seed command traces: those with function markers."""
+def calltree_builds():
+    """The builds the one-line call tree traces: those with function markers."""
     return [b for b in harness.builds()
             if {"function__entry", "function__return"} <= set(claimed(b))]
 
 
-def seed(run):
+def calltree(run):
     jobs = []
-    for build in seed_builds():
-        name = "seed-" + build
+    for build in calltree_builds():
+        name = "calltree-" + build
         # One module for every build of a linkage: the aliases cover them all.
         tapsets = tapset_dir(build)
         if tapsets is None and build.endswith(("-ft", "-jit")):
@@ -154,8 +154,8 @@ def seed(run):
             jobs.append(Job(name, "false", error="no tapset in build/tapset*/ probes %s (make tapset)"
                             % harness.marker_object(build)))
             continue
-        module = Module("pst_seed_" + ident(os.path.basename(tapsets)), SEED + "\n", ["-I", tapsets])
-        jobs.append(as_typed(run, name, module, build, SEED_FIXTURE))
+        module = Module("pst_calltree_" + ident(os.path.basename(tapsets)), CALLTREE + "\n", ["-I", tapsets])
+        jobs.append(as_typed(run, name, module, build, CALLTREE_FIXTURE))
     return jobs
 
 
@@ -216,6 +216,7 @@ def semaphores(run):
 ALIAS_FIXTURES = ("call_stack", "gc_import", "line", "unencodable", "audit")
 
 ALIAS = re.compile(r'^probe (\S+) = process\("([^"]+)"\)\.mark\("(\w+)"\)', re.M)
+WIDER = re.compile(r'^probe (\S+) = (\S+) \? \{ \}$', re.M)
 
 # What an alias job prints for each kind of alias, after its family and a tab:
 # the event in the suite's format (tests/harness.py), a tab, argstr.  The
@@ -299,6 +300,11 @@ def tapset_aliases(path, build):
             continue
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         found.append((alias, marker, "\tmodule = " in text[m.end():end]))
+    # The wider names: aliases of those.
+    own = dict((alias, (marker, module)) for alias, marker, module in found)
+    for alias, target in WIDER.findall(text):
+        if target in own:
+            found.append((alias,) + own[target])
     return found
 
 
@@ -427,7 +433,7 @@ def forks(run):
     return jobs
 
 
-PROVIDERS = [semantics, seed, semaphores, aliases, examples, forks]
+PROVIDERS = [semantics, calltree, semaphores, aliases, examples, forks]
 
 
 def wanted_by(item):
