@@ -9,6 +9,9 @@ traced by stap are checked in test_semantics.py (the stap consumer); here:
                     README's one-line call tree: exactly the fixture's tree
   test_aliases      every alias of every tapset, on fixtures that fire them,
                     with exact values
+  test_installed    after make install, the one-line call tree and the
+                    installed examples/calltree.stp, as typed, with the
+                    installed Python on PATH
   test_semaphores   the markers' semaphores are 0 before stap runs, set
                     while it runs, 0 again after it exits, as the traced
                     Python itself reads them
@@ -35,6 +38,8 @@ def guest_jobs_of(item):
     build = item.callspec.params.get("build") if hasattr(item, "callspec") else None
     if item.originalname == "test_calltree_one_liner":
         return ["calltree-" + build]
+    if item.originalname == "test_installed":
+        return ["installed-%s-%s" % (item.callspec.params["what"], item.callspec.params["series"])]
     if item.originalname == "test_semaphores":
         return ["semaphores-" + build]
     if item.originalname == "test_aliases":
@@ -102,6 +107,22 @@ def test_calltree_one_liner(build):
         "no expected call tree for %s: write %s; the one-liner printed:\n%s" % (
             build, expected, "\n".join(tree))
     assert tree == read_expected(expected)
+
+
+# --- what make install installs ----------------------------------------------
+
+@pytest.mark.parametrize("what", ["calltree", "example"])
+@pytest.mark.parametrize("series", jobs.installed_series())
+def test_installed(series, what):
+    """After `make install` (into a scratch prefix and a copy of SystemTap's
+    tapset directory), with the installed pythonX.Y on PATH: README's
+    one-line call tree as typed (calltree), and the installed
+    examples/calltree.stp (example), each exactly the fixture's tree."""
+    result = guest().result("installed-%s-%s" % (what, series))
+    assert result.error is None and result.status == 0, result.describe()
+    tree = calltree_lines(result.output(), result.job.data["fixtures"])
+    assert tree, result.describe()
+    assert tree == read_expected(os.path.join(EXPECTED, series, "calltree.txt"))
 
 
 # --- semaphores --------------------------------------------------------------

@@ -433,7 +433,84 @@ def forks(run):
     return jobs
 
 
-PROVIDERS = [semantics, calltree, semaphores, aliases, examples, forks]
+# --- test_guest.py: what make install installs -------------------------------
+#
+# `make install` into a scratch prefix, build/guest/installed/usr/local (the
+# same path in the guest), with a copy of SystemTap's tapset directory for
+# it to install into as it would into /usr/share/systemtap/tapset (moving
+# SystemTap's python.stp aside).  Then, as a user types them, with the
+# installed pythonX.Y on PATH and that directory as stap's own: README's
+# one-line call tree, and the installed examples/calltree.stp.
+
+INSTALLED = os.path.join(GUEST, "installed")
+INSTALLED_PREFIX = os.path.join(INSTALLED, "usr", "local")
+INSTALLED_TAPSETS = os.path.join(INSTALLED, "tapset")
+INSTALLED_EXAMPLE = os.path.join(INSTALLED_PREFIX, "share", "python-systemtap", "examples",
+                                 "calltree.stp")
+SYSTEM_TAPSETS = "/usr/share/systemtap/tapset"
+
+
+def installed_series():
+    """The series whose installed interpreter the guest traces."""
+    return [s for s in harness.series() if s in calltree_builds()]
+
+
+def installed_names():
+    return ["installed-%s-%s" % (what, s) for s in installed_series()
+            for what in ("calltree", "example")]
+
+
+def install_tree():
+    """make install into INSTALLED, unless the last one is newer than the
+    builds and everything make install reads."""
+    stamp = os.path.join(INSTALLED, ".installed")
+    inputs = [os.path.join(harness.BUILD, "obj", s, ".built") for s in harness.series()]
+    inputs += [os.path.join(harness.REPO, p) for p in (
+        "Makefile", "scripts/install.sh", "scripts/gen-tapset", "scripts/usdt.py",
+        "tapset/libpython.stp.in", "tapset/python.stp", "examples/calltree.stp")]
+    if os.path.exists(stamp) and \
+            os.path.getmtime(stamp) >= max(os.path.getmtime(p) for p in inputs):
+        return
+    shutil.rmtree(INSTALLED, ignore_errors=True)
+    os.makedirs(INSTALLED)
+    shutil.copytree(SYSTEM_TAPSETS, INSTALLED_TAPSETS, symlinks=True)
+    proc = subprocess.run(
+        ["make", "-s", "-C", harness.REPO, "install", "PREFIX=" + INSTALLED_PREFIX,
+         "tapsetdir=" + INSTALLED_TAPSETS]
+        # Never (re)build a Python here: install what is built.
+        + ["-o" + os.path.join(harness.BUILD, "bin", s) for s in harness.series()],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
+    assert proc.returncode == 0, "make install into %s failed:\n%s" % (INSTALLED, proc.stdout)
+    with open(stamp, "w"):
+        pass
+
+
+def installed(run):
+    from guest.session import session
+    selected = session().selected
+    if selected is None or selected & set(installed_names()):
+        install_tree()
+    example = INSTALLED_EXAMPLE if os.path.exists(INSTALLED_EXAMPLE) else \
+        os.path.join(harness.REPO, "examples", "calltree.stp")
+    with open(example) as f:
+        modules = {"calltree": Module("pst_installed_calltree", CALLTREE + "\n",
+                                      tapsets=INSTALLED_TAPSETS),
+                   "example": Module("pst_installed_example", f.read(), tapsets=INSTALLED_TAPSETS)}
+    jobs = []
+    for series in installed_series():
+        for what, module in sorted(modules.items()):
+            name = "installed-%s-%s" % (what, series)
+            fixtures = run.fixtures(name)
+            # `python3.13 call_stack.py`, found on PATH.
+            command = "cd %s && PATH=%s:$PATH %s" % (
+                fixtures, os.path.join(INSTALLED_PREFIX, "bin"),
+                staprun(run.module(module), "%s %s.py" % (series, CALLTREE_FIXTURE),
+                        output=os.path.join(run.job_dir(name), "out.txt")))
+            jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
+    return jobs
+
+
+PROVIDERS = [semantics, calltree, semaphores, aliases, examples, forks, installed]
 
 
 def wanted_by(item):

@@ -49,22 +49,25 @@ class Module(object):
 
     name: the module's name (stap -m): letters, digits, _; one script per
     name.  script: the script's text.  options: more stap options (-I DIR,
-    -DNAME=VALUE ...).  args: the script's arguments ($1 ...).  Keep the
+    -DNAME=VALUE ...).  args: the script's arguments ($1 ...).  tapsets:
+    SystemTap's tapset directory for this module (SYSTEMTAP_TAPSET), if not
+    the session's copy.  Keep the
     text, options and arguments the same from run to run (pass what changes
     as module parameters, staprun NAME=VALUE): stap's cache then compiles
     each module once per machine.
     """
 
-    def __init__(self, name, script, options=(), args=()):
+    def __init__(self, name, script, options=(), args=(), tapsets=None):
         if not re.match(r"^[a-z][a-z0-9_]*$", name) or len(name) > 55:
             raise ValueError("bad module name %r" % name)
         self.name = name
         self.script = script
         self.options = list(options)
         self.args = list(args)
+        self.tapsets = tapsets
 
     def key(self):
-        return (self.script, tuple(self.options), tuple(self.args))
+        return (self.script, tuple(self.options), tuple(self.args), self.tapsets)
 
 
 class Job(object):
@@ -380,8 +383,9 @@ class Session(object):
                 f.write(module.script)
             argv = (["stap", "-p4", "-r", headers, "-R", runtime, "-m", module.name]
                     + module.options + [script] + module.args)
+            own_env = dict(env, SYSTEMTAP_TAPSET=module.tapsets) if module.tapsets else env
             try:
-                proc = subprocess.run(argv, cwd=directory, env=env, stdout=subprocess.PIPE,
+                proc = subprocess.run(argv, cwd=directory, env=own_env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, universal_newlines=True,
                                       timeout=900)
             except subprocess.TimeoutExpired:
