@@ -7,6 +7,11 @@ for gen-tapset, the tests, bench and the spec's %check.
         Every marker CLAIMS lists (patches/<python>/markers, one a line)
         has at least one site in ELF, each with the argument count PROBES_D
         declares and a semaphore; no other marker of the provider has one.
+    usdt.py uprobe PROBES_D ELF MARKER
+        The lines that define MARKER's sites in ELF as kernel trace events
+        python/MARKER (echo them >> /sys/kernel/tracing/uprobe_events),
+        with their semaphore and probes.d's parameters by name, strings as
+        strings: what perf records with `-e python:MARKER`.
     usdt.py sites ELF
         Every site of ELF (x86-64) follows libbpf usdt.h's convention: a
         1-byte nop (90) where the note points, then the 10-byte nop
@@ -169,18 +174,87 @@ def site_problems(elf, shape=SHIPPED):
     return out
 
 
-def parse_probes(path):
-    """{marker: argument count} for the provider in a .d file."""
+def parse_declarations(path):
+    """{marker: [(C type, parameter name)]} for the provider in a .d file."""
     with open(path) as f:
         text = f.read()
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     probes = {}
     for name, args in re.findall(r"\bprobe\s+(\w+)\s*\(([^)]*)\)\s*;", text):
         args = args.strip()
-        probes[name] = 0 if args in ("", "void") else args.count(",") + 1
+        params = []
+        for arg in ([] if args in ("", "void") else args.split(",")):
+            m = re.match(r"(.*?)(\w+)$", arg.strip())
+            params.append((m.group(1).strip(), m.group(2)))
+        probes[name] = params
     if not probes:
         raise Error("%s declares no probes" % path)
     return probes
+
+
+def parse_probes(path):
+    """{marker: argument count} for the provider in a .d file."""
+    return dict((name, len(params)) for name, params in parse_declarations(path).items())
+
+
+# x86-64 registers as SystemTap's argument specifiers name them (any width)
+# -> the kernel's probe-event names.
+_REGISTERS = dict(
+    [(r, r[1:]) for r in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "rip")]
+    + [(r[1:] if r[0] == "r" else r, r[1:]) for r in ("eax", "ebx", "ecx", "edx", "esi",
+                                                        "edi", "ebp", "esp")]
+    + [("e" + r[1:], r[1:]) for r in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp")]
+    + [("r%d%s" % (n, w), "r%d" % n) for n in range(8, 16) for w in ("", "d", "w", "b")])
+
+
+def fetcharg(spec, string=False):
+    """A site's argument specifier (SystemTap's: 8@%rax, -4@%r12d, 8@16(%rsp),
+    -4@$0) as a kernel uprobe-event fetch argument: the value with its
+    type, or with string, the C string it points to.  x86-64 only."""
+    m = re.match(r"^(-?)(\d+)@(.*)$", spec)
+    if not m:
+        raise Error("argument specifier %r: not SIZE@WHERE" % spec)
+    signed, size, where = m.group(1) == "-", int(m.group(2)), m.group(3)
+    m = re.match(r"^%(\w+)$", where)
+    if m and m.group(1) in _REGISTERS:
+        value = "%" + _REGISTERS[m.group(1)]
+    else:
+        m = re.match(r"^(-?\d*)\(%(\w+)\)$", where)
+        if m and m.group(2) in _REGISTERS:
+            value = "+%s(%%%s)" % (m.group(1) or "0", _REGISTERS[m.group(2)])
+        elif re.match(r"^\$-?\d+$", where):
+            value = "\\" + where[1:]
+        else:
+            raise Error("argument specifier %r: no kernel fetch argument for it" % spec)
+    if string:
+        return "+0(%s):string" % value
+    return "%s:%s%d" % (value, "s" if signed else "u", size * 8)
+
+
+def uprobe_events(elf, declarations, marker, group=PROVIDER):
+    """The lines for the kernel's uprobe_events that define marker's sites in
+    elf as trace events GROUP/MARKER (GROUP/MARKER_N for a second site...),
+    each with the site's semaphore as its reference counter (the kernel
+    then sets it, as for any consumer) and probes.d's parameters by name:
+    char pointers as strings, integers with their width and sign."""
+    lines = []
+    sites = [s for s in read_sites(elf) if s.name == marker]
+    if not sites:
+        raise Error("%s has no site of marker %s" % (elf, marker))
+    segments = load_segments(elf)
+    for i, site in enumerate(sites):
+        params = declarations[marker]
+        if len(params) != len(site.arguments):
+            raise Error("%s: %s passes %d arguments, probes.d declares %d"
+                        % (elf, marker, len(site.arguments), len(params)))
+        args = ["%s=%s" % (name, fetcharg(spec, string="char" in ctype and "*" in ctype))
+                for (ctype, name), spec in zip(params, site.arguments)]
+        where = "%s:%#x" % (elf, file_offset(elf, site.address, segments))
+        if site.semaphore:
+            where += "(%#x)" % file_offset(elf, site.semaphore, segments)
+        lines.append(" ".join(["p:%s/%s%s" % (group, marker, "_%d" % i if i else ""), where]
+                              + args))
+    return lines
 
 
 def parse_claims(path):
@@ -232,6 +306,10 @@ def main(argv):
             for marker, ok, message in results:
                 print("%-4s %-28s %s" % ("ok" if ok else "FAIL", marker, message))
             return 0 if all(ok for _, ok, _ in results) else 1
+        if argv[1:2] == ["uprobe"] and len(argv) == 5:
+            for line in uprobe_events(argv[3], parse_declarations(argv[2]), argv[4]):
+                print(line)
+            return 0
         if argv[1:2] == ["sites"] and len(argv) == 3:
             elf = argv[2]
             bad = site_problems(elf)
