@@ -10,6 +10,7 @@ gone after `perf probe -d` and the uprobe_events removal.  perf's build-id
 cache lives in a scratch directory (--buildid-dir), never in ~/.debug.
 """
 
+import collections
 import os
 import re
 import shutil
@@ -24,6 +25,9 @@ import usdt
 UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"
 GROUP = "pst_perf"          # our string-fetching events: not a user's "python"
 FIXTURE = "call_stack"
+# A marker whose arguments are all registers, and one with a string behind
+# a memory operand (cfunction's funcname: 8@(%r14) on 3.13).
+MARKERS = ("function__entry", "cfunction__entry")
 
 
 def unavailable():
@@ -58,8 +62,10 @@ def write_uprobe_events(line):
         os.close(fd)
 
 
-TRACE = re.compile(r'^\s*(\S+):\s.*filename="([^"]*)" funcname="([^"]*)" '
-                   r'lineno=(-?\d+) modulename="([^"]*)"$')
+# A string the kernel cannot read (a NULL pointer) shows as (fault).
+TRACE = re.compile(r'^\s*(\S+):\s.*filename=(?:"([^"]*)"|\(fault\)) '
+                   r'funcname=(?:"([^"]*)"|\(fault\)) lineno=(-?\d+) '
+                   r'modulename=(?:"([^"]*)"|\(fault\))$')
 
 
 @pytest.mark.parametrize("build", harness.builds())
@@ -69,9 +75,9 @@ def test_perf(build):
         harness.cannot_run("perf cannot run: " + reason)
     elf = harness.marker_object(build)
     claims = set(usdt.parse_claims(harness.claims(build)))
-    assert "function__entry" in claims
-    ours = usdt.uprobe_events(elf, usdt.parse_declarations(harness.PROBES_D),
-                              "function__entry", group=GROUP)
+    assert set(MARKERS) <= claims
+    declarations = usdt.parse_declarations(harness.PROBES_D)
+    ours = [line for m in MARKERS for line in usdt.uprobe_events(elf, declarations, m, group=GROUP)]
     events = [re.match(r"^p:(\S+)/(\S+) ", line).groups() for line in ours]
     scratch = tempfile.mkdtemp(prefix="pst-perf-")
     buildid = os.path.join(scratch, "buildid")
@@ -82,51 +88,61 @@ def test_perf(build):
                                 re.M))
         assert listed == claims
 
-        # probe: the marker as a trace event, counting on its semaphore.
-        perf(buildid, "probe", "-q", "-x", elf, "-a", "sdt_python:function__entry")
-        sdt = [line for line in uprobe_lines(elf) if line.startswith("p:sdt_python/function__entry")]
-        assert sdt and all(re.search(r":0x[0-9a-f]+\(0x[0-9a-f]+\)", line) for line in sdt), sdt
+        # probe: the markers as trace events, counting on their semaphores.
+        for marker in MARKERS:
+            perf(buildid, "probe", "-q", "-x", elf, "-a", "sdt_python:" + marker)
+        sdt = [line for line in uprobe_lines(elf) if line.startswith("p:sdt_python/")]
+        assert len(sdt) >= len(MARKERS), sdt
+        assert all(re.search(r":0x[0-9a-f]+\(0x[0-9a-f]+\)", line) for line in sdt), sdt
         for line in ours:
             write_uprobe_events(line)
 
-        # record, script, report: one sample per hit; the string event's
-        # values are the fixture's function__entry events.
+        # record, script, report: one sample per hit of each; the string
+        # events' values are the fixture's expected events of those markers.
         data = os.path.join(scratch, "perf.data")
         with harness.FixtureDir() as d:
-            perf(buildid, "record", "-q", "-o", data, "-e", "sdt_python:function__entry",
+            perf(buildid, "record", "-q", "-o", data, *["-esdt_python:" + m for m in MARKERS],
                  *["-e%s:%s" % e for e in events],
                  "--", harness.interpreter(build), d.path + FIXTURE + ".py", cwd=d.path)
             script = perf(buildid, "script", "-i", data, "-F", "event,trace").splitlines()
             got = []
-            counts = {"sdt_python:function__entry": 0, GROUP: 0}
+            counts = collections.Counter()
             for line in script:
-                if line.strip().startswith("sdt_python:function__entry:"):
-                    counts["sdt_python:function__entry"] += 1
+                m = re.match(r"^\s*sdt_python:(\w+):", line)
+                if m:
+                    counts["sdt", m.group(1)] += 1
                     continue
                 m = TRACE.match(line)
                 assert m and m.group(1).startswith(GROUP + ":"), "a line of perf script: %r" % line
-                counts[GROUP] += 1
+                marker = re.sub(r"_\d+$", "", m.group(1)[len(GROUP) + 1:])
+                counts["ours", marker] += 1
                 _, filename, funcname, lineno, module = m.groups()
-                if filename.startswith(d.path):
-                    got.append("function__entry %s %s %s %s" % (
-                        filename[len(d.path):], funcname, lineno, module))
-        want = [e for e in harness.read_expected(build, FIXTURE) if e.startswith("function__entry ")]
+                if filename and filename.startswith(d.path):
+                    got.append("%s %s %s %s %s" % (
+                        marker, filename[len(d.path):], funcname, lineno, module))
+        want = [e for e in harness.read_expected(build, FIXTURE) if e.split()[0] in MARKERS]
         assert got == want, harness.mismatch(got, want)
-        assert counts["sdt_python:function__entry"] == counts[GROUP] > len(want), counts
+        for marker in MARKERS:
+            n = len([e for e in want if e.split()[0] == marker])
+            assert counts["sdt", marker] == counts["ours", marker] > n, (marker, counts)
         report = perf(buildid, "report", "-i", data, "--stdio", "--sort", "trace")
-        samples = dict((e, int(n)) for e, n in re.findall(
-            r"^# Samples: \S+\s+of event '([^']+)'\n# Event count \(approx\.\): (\d+)$", report, re.M))
-        assert samples == {"sdt_python:function__entry": counts["sdt_python:function__entry"],
-                           "%s:%s" % events[0]: counts[GROUP]}, report[:2000]
+        samples = collections.Counter()
+        for event, n in re.findall(r"^# Samples: \S+\s+of event '([^']+)'\n"
+                                   r"# Event count \(approx\.\): (\d+)$", report, re.M):
+            group, name = event.split(":")
+            samples["sdt" if group == "sdt_python" else "ours",
+                    re.sub(r"_\d+$", "", name)] += int(n)
+        assert samples == counts, report[:2000]
         assert re.search(r'funcname="fact"', report), report[:2000]
     finally:
-        subprocess.run(["perf", "--buildid-dir", buildid, "probe", "-q", "-d",
-                        "sdt_python:function__entry"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for marker in MARKERS:
+            subprocess.run(["perf", "--buildid-dir", buildid, "probe", "-q", "-d",
+                            "sdt_python:" + marker],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for group, event in events:
             if any(line.startswith("p:%s/%s " % (group, event)) for line in uprobe_lines(elf)):
                 write_uprobe_events("-:%s/%s" % (group, event))
         shutil.rmtree(scratch)
     # Cleaned up: no definition of ours or perf's left on this ELF.
     assert not [line for line in uprobe_lines(elf)
-                if line.startswith(("p:sdt_python/function__entry", "p:%s/" % GROUP))]
+                if line.startswith(("p:sdt_python/", "p:%s/" % GROUP))]
