@@ -6,6 +6,12 @@ import pytest
 # The tests import harness.py ... from this directory, and the build tools'
 # modules (usdt.py) from scripts/.
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Under `make check` the tests inherit make's MAKEFLAGS and MAKELEVEL: the
+# makes they start would print "Entering directory" lines and pass flags
+# on.  They run as a user's make does, from the top.
+for _name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+    os.environ.pop(_name, None)
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(os.path.dirname(HERE), "scripts"))
 
