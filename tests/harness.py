@@ -110,6 +110,17 @@ def mismatch(got, want, details=""):
     return "\n".join(lines)
 
 
+def wait_until_still(path):
+    """Return once the file a tracer writes has kept its size for a second:
+    the tracer has printed what its buffers held."""
+    size, still = -1, 0
+    while still < 5:
+        time.sleep(0.2)
+        now = os.path.getsize(path)
+        still = still + 1 if now == size else 0
+        size = now
+
+
 class FixtureDir(object):
     """A private, short-named copy of tests/dtracedata: bpftrace compares at
     most 64 bytes of a string, so fixture paths stay short."""
@@ -212,12 +223,7 @@ class Bpftrace(object):
                 self._wait_attached(tracer, out)
                 subprocess.run(command, check=True, timeout=300, cwd=d.path)
                 # Let bpftrace drain its buffers before it is stopped.
-                size, still = -1, 0
-                while still < 5:
-                    time.sleep(0.2)
-                    now = os.path.getsize(out)
-                    still = still + 1 if now == size else 0
-                    size = now
+                wait_until_still(out)
             finally:
                 stderr = self.interrupt(tracer)
             return self._events(d, tracer.returncode, stderr, out)

@@ -193,12 +193,7 @@ def trace(tool, build, d, argv, markers, flags=(), python=None, attached=None):
         program.stdin.flush()
         wait_for("the program's end", lambda: "done\n" in read(said), [program])
         # Let the tool print what its buffers hold.
-        size, still = -1, 0
-        while still < 5:
-            time.sleep(0.2)
-            now = os.path.getsize(out)
-            still = still + 1 if now == size else 0
-            size = now
+        harness.wait_until_still(out)
         stderr = stop(tracer)
         text = read(out)
         assert tracer.returncode == 0, (tracer.returncode, stderr, text)
