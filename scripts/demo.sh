@@ -29,12 +29,9 @@ events=$(mktemp /tmp/demo-events.XXXXXX)
 trap 'rm -f "$events"' EXIT
 
 for python in "${pythons[@]}"; do
-    real=$(readlink -f "$python")
-    # The markers live in libpython for --enable-shared builds.
-    elf=$(ldd "$real" | sed -n 's/^[[:space:]]*libpython[^ ]* => \([^ ]*\).*/\1/p')
-    elf=${elf:-$real}
-    readelf -n "$elf" | grep -q 'Name: function__entry' ||
-        die "$elf has no function__entry marker: not a patched interpreter"
+    # The interpreter, or the libpython of an --enable-shared build.
+    elf=$(python3 "$top/scripts/usdt.py" elf "$python" function__entry function__return) ||
+        die "cannot trace $python"
     # Standard library paths whole (bpftrace's default is 64 bytes; 160 no
     # longer fits BPF's stack).
     BPFTRACE_STRLEN=128 bpftrace "$top/scripts/demo.bt" "$elf" -c "$python $workload" \

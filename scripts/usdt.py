@@ -12,6 +12,10 @@ for gen-tapset, the tests, bench and the spec's %check.
         python/MARKER (echo them >> /sys/kernel/tracing/uprobe_events),
         with their semaphore and probes.d's parameters by name, strings as
         strings: what perf records with `-e python:MARKER`.
+    usdt.py elf PYTHON [MARKER...]
+        The ELF file holding PYTHON's markers (PYTHON itself, or the
+        libpython an --enable-shared build links), which must have a site
+        of each MARKER named.
     usdt.py sites ELF
         Every site of ELF (x86-64) follows libbpf usdt.h's convention: a
         1-byte nop (90) where the note points, then the 10-byte nop
@@ -309,6 +313,14 @@ def main(argv):
         if argv[1:2] == ["uprobe"] and len(argv) == 5:
             for line in uprobe_events(argv[3], parse_declarations(argv[2]), argv[4]):
                 print(line)
+            return 0
+        if argv[1:2] == ["elf"] and len(argv) >= 3:
+            elf = marker_elf(argv[2])
+            missing = sorted(set(argv[3:]) - set(markers(elf)))
+            if missing:
+                raise Error("%s has no %s marker: not a python-systemtap build"
+                            % (elf, ", ".join(missing)))
+            print(elf)
             return 0
         if argv[1:2] == ["sites"] and len(argv) == 3:
             elf = argv[2]

@@ -110,6 +110,18 @@ def mismatch(got, want, details=""):
     return "\n".join(lines)
 
 
+def tracing_unavailable(who):
+    """Why who (a consumer that defines uprobes through the kernel's
+    tracing file system) cannot trace here, or None."""
+    if os.geteuid() != 0:
+        return "%s needs root" % who
+    if not any(os.path.exists(p) for p in (
+            "/sys/kernel/tracing/uprobe_events",
+            "/sys/kernel/debug/tracing/uprobe_events")):
+        return "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+    return None
+
+
 def wait_until_still(path):
     """Return once the file a tracer writes has kept its size for a second:
     the tracer has printed what its buffers held."""
@@ -158,14 +170,7 @@ class Bpftrace(object):
     def unavailable(self):
         if shutil.which("bpftrace") is None:
             return "bpftrace is not installed (apt-get install bpftrace)"
-        if os.geteuid() != 0:
-            return "bpftrace needs root"
-        if not any(os.path.exists(p) for p in (
-                "/sys/kernel/tracing/uprobe_events",
-                "/sys/kernel/debug/tracing/uprobe_events")):
-            return ("tracefs is not mounted "
-                    "(mount -t tracefs nodev /sys/kernel/tracing)")
-        return None
+        return tracing_unavailable("bpftrace")
 
     # Room for bursts: a recursion 500 deep is 1000 events at once.
     ENV = dict(os.environ, BPFTRACE_PERF_RB_PAGES="1024")

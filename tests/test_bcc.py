@@ -22,7 +22,7 @@ While a tool runs, the semaphores of its markers are set in the traced
 process; once it is stopped with SIGINT (Ctrl-C) they must be 0 again.
 bcc compiles its BPF program against kernel headers: the running kernel
 has none here, so Debian's 6.1 headers are merged into build/bcc-headers
-(tests/bcc-headers.sh) and passed as BCC_KERNEL_SOURCE.
+(scripts/bcc-headers.sh) and passed as BCC_KERNEL_SOURCE.
 """
 
 import collections
@@ -41,7 +41,7 @@ import harness
 import usdt
 from test_examples_bpftrace import LAUNCHER, expected_calls, function_cases
 
-HEADERS_SCRIPT = os.path.join(harness.TESTS, "bcc-headers.sh")
+HEADERS_SCRIPT = os.path.join(harness.REPO, "scripts", "bcc-headers.sh")
 HEADERS = os.path.join(harness.BUILD, "bcc-headers")
 TOOL_DIRS = ("/usr/sbin", "/usr/share/bcc/tools/lib", "/usr/share/bcc/tools")
 
@@ -66,11 +66,9 @@ def unavailable():
     if subprocess.run(["/usr/bin/python3", "-c", "import bcc"], stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL).returncode != 0:
         return "python3 cannot import bcc (apt-get install python3-bpfcc)"
-    if os.geteuid() != 0:
-        return "bcc's tools need root"
-    if not any(os.path.exists(p) for p in ("/sys/kernel/tracing/uprobe_events",
-                                           "/sys/kernel/debug/tracing/uprobe_events")):
-        return "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+    reason = harness.tracing_unavailable("bcc's tools")
+    if reason:
+        return reason
     if not [d for d in glob.glob("/usr/src/linux-headers-*-amd64")
             if os.path.isdir(d[:-len("amd64")] + "common")]:
         return ("no kernel headers to compile bcc's programs against "

@@ -34,12 +34,7 @@ def version(series):
     return series[len("python"):]
 
 
-def make(*args):
-    """make, never (re)building a Python: -o for every build's link."""
-    links = ["-o" + os.path.join(harness.BUILD, "bin", s) for s in SERIES]
-    for s in SERIES:
-        harness.interpreter(s)
-    return staptools.make(*(list(args) + links))
+make = staptools.make_with_builds
 
 
 def files_under(root):

@@ -33,11 +33,10 @@ MARKERS = ("function__entry", "cfunction__entry")
 def unavailable():
     if shutil.which("perf") is None:
         return "perf is not installed (apt-get install linux-perf)"
-    if os.geteuid() != 0:
-        return "perf probe needs root"
+    # The test writes /sys/kernel/tracing/uprobe_events itself.
     if not os.path.exists(UPROBE_EVENTS):
         return "tracefs is not mounted on /sys/kernel/tracing"
-    return None
+    return harness.tracing_unavailable("perf probe")
 
 
 def perf(buildid_dir, *args, **kw):

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 
 import harness
+import staptools
 import usdt
 from guest.session import GUEST, HERE, Job, Module, staprun
 
@@ -474,13 +475,10 @@ def install_tree():
     shutil.rmtree(INSTALLED, ignore_errors=True)
     os.makedirs(INSTALLED)
     shutil.copytree(SYSTEM_TAPSETS, INSTALLED_TAPSETS, symlinks=True)
-    proc = subprocess.run(
-        ["make", "-s", "-C", harness.REPO, "install", "PREFIX=" + INSTALLED_PREFIX,
-         "tapsetdir=" + INSTALLED_TAPSETS]
-        # Never (re)build a Python here: install what is built.
-        + ["-o" + os.path.join(harness.BUILD, "bin", s) for s in harness.series()],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
-    assert proc.returncode == 0, "make install into %s failed:\n%s" % (INSTALLED, proc.stdout)
+    proc = staptools.make_with_builds("install", "PREFIX=" + INSTALLED_PREFIX,
+                                      "tapsetdir=" + INSTALLED_TAPSETS)
+    assert proc.returncode == 0, "make install into %s failed:\n%s%s" % (
+        INSTALLED, proc.stdout, proc.stderr)
     with open(stamp, "w"):
         pass
 
