@@ -34,9 +34,39 @@ for python in "${pythons[@]}"; do
         die "cannot trace $python"
     # Standard library paths whole (bpftrace's default is 64 bytes; 160 no
     # longer fits BPF's stack).
-    BPFTRACE_STRLEN=128 bpftrace "$top/scripts/demo.bt" "$elf" -c "$python $workload" \
-        > "$events" 2> >(grep -v RLIMIT_MEMLOCK >&2) ||
-        die "bpftrace failed on $python"
+    if [ "$elf" = "$(readlink -f "$python")" ]; then
+        BPFTRACE_STRLEN=128 bpftrace "$top/scripts/demo.bt" "$elf" -c "$python $workload" \
+            > "$events" 2> >(grep -v RLIMIT_MEMLOCK >&2) ||
+            die "bpftrace failed on $python"
+    else
+        # An --enable-shared build: bpftrace 0.17 cannot find the markers
+        # of a library that the program it starts with -c has not loaded
+        # yet.  So trace the library system-wide, for the PID of a program
+        # held before its exec until bpftrace has attached.
+        hold=$(mktemp -u /tmp/demo-hold.XXXXXX)
+        mkfifo "$hold"
+        sh -c 'read -r _ < "$1" && exec "$2" "$3"' sh "$hold" "$python" "$workload" &
+        program=$!
+        BPFTRACE_STRLEN=128 bpftrace "$top/scripts/demo.bt" "$elf" "$program" \
+            > "$events" 2> >(grep -v RLIMIT_MEMLOCK >&2) &
+        tracer=$!
+        until grep -q '^tracing' "$events"; do
+            kill -0 "$tracer" 2>/dev/null || {
+                kill "$program"; rm -f "$hold"; die "bpftrace failed on $python"; }
+            sleep 0.2
+        done
+        echo go > "$hold"
+        rm -f "$hold"
+        wait "$program" || die "$python $workload failed"
+        # bpftrace prints what its buffers hold, then stops on SIGINT.
+        size=-1
+        while [ "$size" != "$(stat -c %s "$events")" ]; do
+            size=$(stat -c %s "$events")
+            sleep 0.5
+        done
+        kill -INT "$tracer"
+        wait "$tracer" || die "bpftrace failed on $python"
+    fi
     awk -F '\t' -v python="${python#"$top"/}" -v workload="$workload" -v top="$top/" '
         function show(file) { return index(file, top) == 1 ? substr(file, length(top) + 1) : file }
         function pad(n,   s) { s = ""; while (n-- > 0) s = s "  "; return s }

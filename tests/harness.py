@@ -133,6 +133,30 @@ def wait_until_still(path):
         size = now
 
 
+class Held(object):
+    """A program started held before its exec: its PID is known, and
+    nothing of it runs (no library is loaded) until release().  Its stdin
+    is the pipe that holds it, closed once it runs."""
+
+    def __init__(self, argv, **popen):
+        self._proc = subprocess.Popen(["sh", "-c", 'read -r _ && exec "$@"', "sh"] + list(argv),
+                                      stdin=subprocess.PIPE, **popen)
+        self.pid = self._proc.pid
+
+    def release(self, timeout):
+        """Let the program run; its exit status."""
+        self._proc.stdin.write(b"go\n")
+        self._proc.stdin.close()
+        return self._proc.wait(timeout=timeout)
+
+    def kill(self):
+        if not self._proc.stdin.closed:
+            self._proc.stdin.close()
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
 class FixtureDir(object):
     """A private, short-named copy of tests/dtracedata: bpftrace compares at
     most 64 bytes of a string, so fixture paths stay short."""
@@ -175,12 +199,15 @@ class Bpftrace(object):
     # Room for bursts: a recursion 500 deep is 1000 events at once.
     ENV = dict(os.environ, BPFTRACE_PERF_RB_PAGES="1024")
 
-    def _script(self, d, build, script):
+    def _script(self, d, build, script, pid="cpid"):
+        """The script, filled in: @PID@ is the traced program's PID (cpid,
+        bpftrace's name for the program it starts with -c)."""
         with open(os.path.join(DATA, script + self.suffix)) as f:
             text = f.read()
         text = (text.replace("@OBJECT@", marker_object(build))
                     .replace("@DIRLEN@", str(len(d.path)))
-                    .replace("@DIR@", d.path))
+                    .replace("@DIR@", d.path)
+                    .replace("@PID@", str(pid)))
         path = os.path.join(d.path, script + self.suffix)
         with open(path, "w") as f:
             f.write(text)
@@ -205,32 +232,38 @@ class Bpftrace(object):
     def trace(self, build, script, fixture):
         """Run fixture under script: its (thread id, event)s, oldest first."""
         with FixtureDir() as d:
-            bt = self._script(d, build, script)
             out = os.path.join(d.path, "out.txt")
             command = [interpreter(build), os.path.join(d.path, fixture + ".py")]
             if marker_object(build) == os.path.realpath(command[0]):
+                bt = self._script(d, build, script)
                 with open(out, "w") as f:
                     proc = subprocess.run(
                         ["bpftrace", "-c", " ".join(command), bt],
                         stdout=f, stderr=subprocess.PIPE, universal_newlines=True,
                         timeout=300, cwd=d.path, env=self.ENV)
                 return self._events(d, proc.returncode, proc.stderr, out)
-            # Markers in a shared library: bpftrace 0.17 cannot place them
-            # in a process it starts with -c (the library is not mapped
-            # yet), so trace system-wide; the scripts keep to the fixture's
-            # directory, which no other process uses.
-            # (bpftrace -o buffers its file until it exits: read stdout)
-            with open(out, "w") as f:
-                tracer = subprocess.Popen(
-                    ["bpftrace", bt], stdout=f, stderr=subprocess.PIPE,
-                    universal_newlines=True, env=self.ENV)
+            # Markers in a shared library: bpftrace 0.17 cannot find them
+            # for a process it starts with -c, which has not loaded the
+            # library yet ("Error finding location for probe").  So trace
+            # the library system-wide, and start the program held before
+            # its exec: its PID is known to the script (@PID@) before it
+            # loads anything.
+            program = Held(command, cwd=d.path)
             try:
-                self._wait_attached(tracer, out)
-                subprocess.run(command, check=True, timeout=300, cwd=d.path)
-                # Let bpftrace drain its buffers before it is stopped.
-                wait_until_still(out)
+                bt = self._script(d, build, script, program.pid)
+                with open(out, "w") as f:
+                    tracer = subprocess.Popen(
+                        ["bpftrace", bt], stdout=f, stderr=subprocess.PIPE,
+                        universal_newlines=True, env=self.ENV)
+                try:
+                    self._wait_attached(tracer, out)
+                    assert program.release(timeout=300) == 0, "%s failed" % command
+                    # Let bpftrace drain its buffers before it is stopped.
+                    wait_until_still(out)
+                finally:
+                    stderr = self.interrupt(tracer)
             finally:
-                stderr = self.interrupt(tracer)
+                program.kill()
             return self._events(d, tracer.returncode, stderr, out)
 
     @staticmethod

@@ -28,24 +28,29 @@ def need_bpftrace():
 
 # Runs a program as its own __main__ once told to on stdin: bpftrace -p
 # attaches to it first.  Its frame, entered before tracing began, is the
-# fixture's caller: the scripts see it return, not start.
+# fixture's caller: the scripts see it return, not start.  The fixture runs
+# in the namespace of the module __main__ itself, so that what it defines
+# can be pickled by name (multiprocessing).
 LAUNCHER = """\
 import sys
+import __main__
 sys.stdin.readline()
 path = sys.argv[1]
 sys.argv = sys.argv[1:]
 with open(path) as f:
     code = compile(f.read(), path, "exec")
-exec(code, {"__name__": "__main__", "__file__": path})
+__main__.__file__ = path
+exec(code, __main__.__dict__)
 """
 
 
-def run(script, build, fixture_dir, program, flags=(), env=None):
+def run(script, build, fixture_dir, program, flags=(), env=None, printed=None):
     """bpftrace SCRIPT ELF -p PID for the process PYTHON [flags] program
     (a list), which waits for bpftrace to attach (the scripts trace every
     process of the ELF without -p, and other tests run Pythons too), pinned
     to one CPU so that the script's lines arrive whole and in order; the
-    script's output."""
+    script's output.  printed: a list to extend with the program's stdout
+    lines."""
     out = os.path.join(fixture_dir, "out.txt")
     launcher = os.path.join(fixture_dir, "launch.py")
     with open(launcher, "w") as f:
@@ -68,8 +73,10 @@ def run(script, build, fixture_dir, program, flags=(), env=None):
             assert time.time() < deadline, "bpftrace did not attach"
             time.sleep(0.1)
         time.sleep(0.5)
-        _, err = python.communicate("go\n", timeout=300)
+        said, err = python.communicate("go\n", timeout=300)
         assert python.returncode == 0, err
+        if printed is not None:
+            printed.extend(said.splitlines())
         time.sleep(1)
     finally:
         if python.poll() is None:
