@@ -157,6 +157,25 @@ class Held(object):
             self._proc.wait()
 
 
+def uprobe_tracers():
+    """The uprobe tracers running here (bpftrace, bcc's tools, perf), as
+    a line of what may have disturbed gdb, or ""."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        words = " ".join(os.path.basename(a) for a in argv[:2])
+        if re.search(r"\b(bpftrace|perf|staprun|ucalls|uflow|ugc|ustat)\b|bpfcc", words):
+            found.append("%s (%s)" % (pid, " ".join(argv[:3])))
+    if not found:
+        return ""
+    return ("uprobe tracers running meanwhile, whose uprobes on the markers' sites "
+            "take gdb's breakpoints away: " + ", ".join(found))
+
+
 class FixtureDir(object):
     """A private, short-named copy of tests/dtracedata: bpftrace compares at
     most 64 bytes of a string, so fixture paths stay short."""
@@ -336,23 +355,6 @@ class Gdb(object):
             return "gdb is not installed (apt-get install gdb)"
         return None
 
-    @staticmethod
-    def unsupported(build):
-        """Why this consumer cannot trace this build, as a matter of fact
-        rather than of installation."""
-        if build.endswith("-shared") and series_of(build) != "python2.7":
-            return ("gdb 13.1 leaves the semaphores of markers in a shared "
-                    "library at 0 (its stops show them unset), and Python "
-                    "3's markers switch on through their semaphores")
-        if build == "python2.7-shared" or build.endswith("-jit"):
-            return ("on this machine gdb 13.1 misses events in some runs of "
-                    "this build (e.g. about 1 run in 30 of async_chain.py on "
-                    "python3.14-jit: none of the coroutine frames' "
-                    "function__entry events, all their returns; not yet "
-                    "understood; the same fixtures pass under bpftrace and "
-                    "stap)")
-        return None
-
     def run(self, build, script, fixture):
         """Run fixture under script; the events, in order."""
         with FixtureDir() as d:
@@ -369,6 +371,9 @@ class Gdb(object):
                 universal_newlines=True, timeout=600, cwd=d.path)
             assert proc.returncode == 0, proc.stdout
             assert "exited normally" in proc.stdout, proc.stdout
+            # What could have taken gdb's breakpoints (test_sites.py,
+            # test_gdb_loses_a_site_to_a_uprobe).
+            self.details = uprobe_tracers()
             with open(out) as f:
                 return d.relative(f.read().splitlines())
 
@@ -420,13 +425,8 @@ def cannot_run(reason):
     pytest.skip(reason)
 
 
-def require(consumer, build=None):
-    """The consumer, if it can trace build here.  Otherwise skip: it cannot
-    trace this build at all (its unsupported()); or cannot_run()."""
-    import pytest
-    unsupported = build and getattr(consumer, "unsupported", lambda build: None)(build)
-    if unsupported:
-        pytest.skip("%s cannot trace %s: %s" % (consumer.name, build, unsupported))
+def require(consumer):
+    """The consumer, if it can run here; otherwise cannot_run()."""
     reason = consumer.unavailable()
     if reason:
         cannot_run("%s cannot run: %s" % (consumer.name, reason))

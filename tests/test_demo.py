@@ -51,7 +51,7 @@ ROW = re.compile(r"^ +(\d+) +[0-9.]+ +[0-9.]+  (\S+) \((\S+)\)$")
 
 @pytest.mark.parametrize("build", harness.builds())
 def test_demo(build):
-    harness.require(BPFTRACE, build)
+    harness.require(BPFTRACE)
     lines = demo(build)
     assert lines[0].startswith("== build/bin/%s: %s" % (build, WORKLOAD)), lines[0]
     start = [i for i, l in enumerate(lines) if re.match(r"^ +\(start-up: \d+ calls", l)]

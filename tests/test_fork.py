@@ -245,7 +245,7 @@ def test_untraced(build, fixture):
 @pytest.mark.parametrize("build", harness.builds())
 def test_children_unharmed(build, fixture, consumer):
     tool, runner, every_process = CONSUMERS[consumer]
-    harness.require(tool, build)
+    harness.require(tool)
     printed, hits, pids = runner(build, fixture)
     assert printed == untraced(build, fixture), (hits, pids)
     # Not vacuous: every marker fired while the consumer was attached, and

@@ -49,7 +49,7 @@ def ids(case):
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_consumer(consumer, case):
     build, fixture = case
-    harness.require(consumer, build)
+    harness.require(consumer)
     consumer.details = ""
     got = consumer.run(build, SCRIPT.get(fixture, "calls"), fixture)
     want = harness.read_expected(build, fixture)

@@ -138,3 +138,90 @@ def test_gdb_stops_at_a_site(build):
     assert "ENTRY %s probed_function 1" % script in out, out[-3000:]
     assert re.search(r"=> 0x[0-9a-f]+ <[^>]*>:\s+nop\n\s+0x[0-9a-f]+ <[^>]*>:\s+"
                      r"cs nopw 0x0\(%rax,%rax,1\)", out), out[-3000:]
+
+
+SHARED_SITE = """\
+import os, sys, time
+
+
+def before():
+    pass
+
+
+def after():
+    pass
+
+
+for _ in range(5):
+    before()
+sys.stdout.write("ready %d\\n" % os.getpid())
+sys.stdout.flush()
+while True:      # C calls only: no Python frame stops gdb meanwhile
+    try:
+        os.stat(sys.argv[1])
+        break
+    except OSError:
+        time.sleep(0.01)
+for _ in range(5):
+    after()
+"""
+
+
+def test_gdb_loses_a_site_to_a_uprobe():
+    """The hazard the suite works around by never running gdb and a uprobe
+    tracer on one process at once (harness.Gdb says which tracers ran
+    meanwhile when its events differ), shown here: gdb's breakpoint and a
+    uprobe on the same marker site share one int3.  While the uprobe is
+    registered the kernel takes the trap, and when it goes it writes the
+    site's original instruction back, gdb's int3 with it: gdb, which
+    believes its breakpoint inserted, misses that marker for good (kernel
+    6.18, gdb 13.1, bpftrace 0.17)."""
+    gdb = harness.require(harness.Gdb())
+    bpftrace = harness.require(harness.Bpftrace())
+    build = "python3.13"
+    with harness.FixtureDir() as d:
+        script, go = d.path + "shared_site.py", d.path + "go"
+        with open(script, "w") as f:
+            f.write(SHARED_SITE)
+        commands = d.path + "count.gdb"
+        with open(commands, "w") as f:
+            f.write("set pagination off\n"
+                    "break -probe-stap python:function__entry\n"
+                    "commands\n"
+                    "silent\n"
+                    "printf \"HIT %s\\n\", $_probe_arg1\n"
+                    "continue\n"
+                    "end\n"
+                    "run\n")
+        debugger = subprocess.Popen(
+            ["gdb", "-nx", "-q", "-batch", "-x", commands, "--args",
+             harness.interpreter(build), script, go],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        tracer = None
+        try:
+            lines = []
+            while not lines or not lines[-1].startswith("ready"):
+                line = debugger.stdout.readline()
+                assert line, "".join(lines)
+                lines.append(line)
+            pid = lines[-1].split()[1]
+            out = d.path + "bpftrace.txt"
+            with open(out, "w") as f:
+                tracer = subprocess.Popen(
+                    ["bpftrace", "-p", pid, "-e",
+                     'BEGIN { printf("tracing\\n"); } usdt:%s:python:function__entry '
+                     '{ @n = count(); }' % harness.marker_object(build)],
+                    stdout=f, stderr=subprocess.PIPE, universal_newlines=True)
+            bpftrace._wait_attached(tracer, out)
+            bpftrace.interrupt(tracer)
+            open(go, "w").close()
+            rest, _ = debugger.communicate(timeout=120)
+        finally:
+            for p in (debugger, tracer):
+                if p is not None and p.poll() is None:
+                    p.kill()
+                    p.communicate()
+        hits = re.findall(r"^HIT (\w+)$", "".join(lines) + rest, re.M)
+        assert "exited normally" in rest, rest
+        # Each before() stopped gdb; no after() did: its int3 is gone.
+        assert hits.count("before") == 5 and hits.count("after") == 0, hits
