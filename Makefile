@@ -166,7 +166,7 @@ check:
 	scripts/setup.sh check
 	$(MAKE) check-ready
 
-check-ready: build build-variants tapset $(if $(RPMBUILD_PATH),$(RPM_STAMP))
+check-ready: build build-shared build-variants tapset $(if $(RPMBUILD_PATH),$(RPM_STAMP))
 	$(if $(RPMBUILD_PATH),,@echo "make check: rpmbuild is not installed, tests/test_rpm.py will skip (apt-get install rpm rpmlint)")
 	$(PYTEST) -v -rs tests
 

@@ -28,10 +28,13 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.hookimpl(trylast=True)    # after -k and -m have deselected
 def pytest_collection_modifyitems(items):
     """The qemu guest runs only the jobs the selected tests read: a run of a
-    few tests compiles and boots for those alone."""
+    few tests compiles and boots for those alone, in the background from
+    now on."""
     from guest import jobs, session
     wanted = set()
     for item in items:
         if getattr(item, "module", None) is not None:
             wanted.update(jobs.wanted_by(item))
     session.session().select(wanted)
+    if wanted:
+        session.session().start()

@@ -95,8 +95,12 @@ RUN_TIMEOUT = 900
 
 
 def configs(build):
-    """The consumer configurations a build is tested under."""
-    if harness.series_of(build).startswith("python2"):
+    """The consumer configurations a build is tested under.  An
+    --enable-shared build runs the interpreter of its series' static build
+    from libpython: what it adds, the markers and their semaphores in a
+    shared library, every marker at once ("all") shows; its families alone
+    would repeat the static build's runs."""
+    if harness.series_of(build).startswith("python2") or build.endswith("-shared"):
         return ["all"]
     return ["all"] + sorted(FAMILIES)
 

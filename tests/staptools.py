@@ -5,6 +5,7 @@ stap never loads a kernel module here: -p2 elaborates, -L lists, -p4
 compiles against the installed kernel headers (pass 5 is the guest's job).
 """
 
+import fcntl
 import glob
 import os
 import re
@@ -25,9 +26,14 @@ TAPSETDIR = SYSTEM_TAPSETS
 
 
 def make(*args, **kw):
-    return subprocess.run(["make", "-s", "-C", harness.REPO] + list(args),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=600, **kw)
+    """make in the top directory, one at a time: the guest's make install
+    (guest/jobs.py) runs in the background beside the tests' own."""
+    os.makedirs(harness.BUILD, exist_ok=True)
+    with open(os.path.join(harness.BUILD, ".make-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return subprocess.run(["make", "-s", "-C", harness.REPO] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=600, **kw)
 
 
 def make_with_builds(*args, **kw):

@@ -1,7 +1,9 @@
 """Runs SystemTap modules in the qemu guest: one boot for a whole test session.
 
-The guest boots slowly and stap compiles slowly, so the first test that
-needs a result runs everything at once:
+The guest boots slowly and stap compiles slowly, so everything runs at
+once, in the background from the start of the test session (conftest.py,
+start()) while the host's tests go on: the guest's qemu takes one CPU, and
+the host's tests mostly one.  A test that wants a result waits for it:
 
  1. the guest's pieces, cached under build/guest: Debian's kernel image for
     the installed 6.1 headers (fetch-kernel.sh), SystemTap's runtime made to
@@ -29,6 +31,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 import harness
@@ -188,6 +191,8 @@ class Session(object):
         self.failure = None
         self.selected = None    # names of the jobs to run; None: all
         self.report = []        # what the guest ran on, for the test summary
+        self.thread = None      # the run in the background (start())
+        self.preparing = threading.Lock()
 
     def select(self, names):
         """Run only these jobs (those the selected tests read: conftest.py)."""
@@ -205,16 +210,27 @@ class Session(object):
             return "the qemu guest cannot run: missing " + ", ".join(missing)
         return None
 
+    def start(self):
+        """Run the selected jobs in the background, if the guest can run
+        here (else the tests that read them fail or skip, as they would)."""
+        if self.thread is None and self.results is None and self.unavailable() is None:
+            self.thread = threading.Thread(target=self._run_once, name="guest", daemon=True)
+            self.thread.start()
+
+    def _run_once(self):
+        try:
+            self.results = self._run_all()
+        except Exception as e:
+            # Once: the tests that read results fail with it, without a rerun.
+            self.failure = "the guest session failed: %s: %s" % (type(e).__name__, e)
+
     def result(self, name):
+        if self.thread is not None:
+            self.thread.join()
+        elif self.results is None and self.failure is None:
+            self._run_once()
         if self.failure is not None:
             raise AssertionError(self.failure)
-        if self.results is None:
-            try:
-                self.results = self._run_all()
-            except Exception as e:
-                # Once: the tests that follow fail with it, without a rerun.
-                self.failure = "the guest session failed: %s: %s" % (type(e).__name__, e)
-                raise AssertionError(self.failure)
         if name not in self.results:
             if self.selected is not None and name not in self.selected:
                 raise AssertionError("guest job %s was not selected to run (conftest.py, "
@@ -256,10 +272,11 @@ class Session(object):
         return kernel, initrd
 
     def _prepared(self):
-        if self.prepared is None:
-            os.makedirs(GUEST, exist_ok=True)
-            self.prepared = self._prepare()
-        return self.prepared
+        with self.preparing:        # the background run, and a test's boot_files()
+            if self.prepared is None:
+                os.makedirs(GUEST, exist_ok=True)
+                self.prepared = self._prepare()
+            return self.prepared
 
     def _prepare(self):
         start = time.time()
