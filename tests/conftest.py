@@ -26,15 +26,30 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.hookimpl(trylast=True)    # after -k and -m have deselected
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """The qemu guest runs only the jobs the selected tests read: a run of a
     few tests compiles and boots for those alone, in the background from
-    now on."""
+    now on.  The tests that read its results run last, the others
+    meanwhile, each part in its own order."""
     from guest import jobs, session
     wanted = set()
+    readers = []
     for item in items:
         if getattr(item, "module", None) is not None:
-            wanted.update(jobs.wanted_by(item))
+            names = jobs.wanted_by(item)
+            if names:
+                readers.append(item)
+                wanted.update(names)
     session.session().select(wanted)
     if wanted:
-        session.session().start()
+        later = set(map(id, readers))
+        items[:] = [item for item in items if id(item) not in later] + readers
+        if not config.option.collectonly:
+            session.session().start()
+
+
+def pytest_sessionfinish():
+    """A session that ends before its guest (-x, Ctrl-C) stops it."""
+    from guest import session
+    if session._SESSION is not None:
+        session._SESSION.stop()
