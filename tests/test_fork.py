@@ -6,8 +6,9 @@ collect garbage, import, and os._exit() with statuses of their own),
 pool.py (a multiprocessing Pool of forked workers), subprocesses.py
 (subprocess.call and check_output, which on Python 2.7 run Python code
 between fork and exec).  Each runs untraced and under every consumer,
-attached to every marker the build claims: bpftrace started with -c and
-attached system-wide to the ELF, gdb on the parent (it detaches from the
+attached to every marker the build claims: bpftrace on the fixture's
+process alone (started with -c; -p on a shared libpython, see bpftrace_c)
+and attached system-wide to the ELF, gdb on the parent (it detaches from the
 children), stap in the qemu guest.  What the fixture prints (the
 children's exit statuses, the pool's results, the return codes) must be
 what it prints untraced, and the consumer must have seen every marker
