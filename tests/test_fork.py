@@ -193,7 +193,7 @@ def gdb(build, fixture):
                     .replace("@FIXTURE@", d.path + fixture + ".py")
                     .replace("@MARKERS@", repr(claimed(build))))
         out = subprocess.run(
-            ["gdb", "-nx", "-q", "-batch", "-x", script, harness.interpreter(build)],
+            harness.GDB + ["-x", script, harness.interpreter(build)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
             timeout=TIMEOUT, cwd=d.path).stdout
         assert "exited normally" in out, out[-3000:]

@@ -132,7 +132,7 @@ def test_gdb_stops_at_a_site(build):
                     "end\n"
                     "run\n")
         out = subprocess.run(
-            ["gdb", "-nx", "-q", "-batch", "-x", commands, "--args", python, "-S", script],
+            harness.GDB + ["-x", commands, "--args", python, "-S", script],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
             timeout=300).stdout
     assert "ENTRY %s probed_function 1" % script in out, out[-3000:]
@@ -194,7 +194,7 @@ def test_gdb_loses_a_site_to_a_uprobe():
                     "end\n"
                     "run\n")
         debugger = subprocess.Popen(
-            ["gdb", "-nx", "-q", "-batch", "-x", commands, "--args",
+            harness.GDB + ["-x", commands, "--args",
              harness.interpreter(build), script, go],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
         tracer = None
