@@ -46,10 +46,18 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if id(item) not in later] + readers
         if not config.option.collectonly:
             session.session().start()
+    # The RPMs build in the background too, after the guest (test_rpm.py).
+    rpm = [item for item in items
+           if getattr(item, "module", None) is not None and item.module.__name__ == "test_rpm"]
+    if rpm and not config.option.collectonly:
+        rpm[0].module.build_in_background(after=session.session().thread)
 
 
 def pytest_sessionfinish():
-    """A session that ends before its guest (-x, Ctrl-C) stops it."""
+    """A session that ends before its guest or the RPMs' build (-x,
+    Ctrl-C) stops them."""
     from guest import session
     if session._SESSION is not None:
         session._SESSION.stop()
+    if "test_rpm" in sys.modules:
+        sys.modules["test_rpm"].stop_background()

@@ -3,9 +3,11 @@ and where, the tapsets' paths, the interpreters' markers, rpmlint, and the
 tapsets elaborating (stap -p2) against the interpreters of the same
 packages, unpacked into a scratch root.
 
-The packages are built by `make check` (build/rpm/.built) before the tests
-run; run alone, the first test that needs them builds them the same way
-(nothing is rebuilt when nothing changed).  Without rpmbuild and its tools
+The packages are built (make build/rpm/.built) in the background from the
+start of the test session, once the guest's run is over (conftest.py,
+build_in_background()), and the first test that needs them waits for that
+build; run alone, it builds them the same way (nothing is rebuilt when
+nothing changed).  Without rpmbuild and its tools
 the tests skip, saying which is missing; with REQUIRE_ALL_CONSUMERS=1, as
 in CI, they fail instead.
 """
@@ -14,8 +16,10 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 
 import pytest
 
@@ -52,6 +56,39 @@ def need(tools=TOOLS):
     reason = unavailable(tools)
     if reason:
         harness.cannot_run(reason)
+
+
+# The background build: its thread and its make.
+_BACKGROUND = {}
+
+
+def build_in_background(after=None):
+    """Start `make build/rpm/.built` in the background, once the thread
+    after (the guest's run, which takes a CPU until then) has ended."""
+    if _BACKGROUND or unavailable() is not None:
+        return
+
+    def work():
+        if after is not None:
+            after.join()
+        if _BACKGROUND.get("stopped"):
+            return
+        proc = subprocess.Popen(["make", "-s", "-C", harness.REPO, STAMP],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        _BACKGROUND["make"] = proc
+        proc.wait()
+
+    _BACKGROUND["thread"] = threading.Thread(target=work, name="rpm", daemon=True)
+    _BACKGROUND["thread"].start()
+
+
+def stop_background():
+    """The test session ends first: kill the background build."""
+    _BACKGROUND["stopped"] = True
+    proc = _BACKGROUND.get("make")
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def run(*command, **kw):
@@ -93,6 +130,9 @@ def packages():
     Builds them (make build/rpm/.built) if python.spec or anything it
     packages changed since."""
     need()
+    if "thread" in _BACKGROUND:
+        _BACKGROUND["thread"].join()
+    # Nothing to do if the background build made them; else its errors.
     proc = run("make", "-s", "-C", harness.REPO, STAMP, timeout=3600)
     assert proc.returncode == 0, "make rpm failed:\n" + proc.stdout[-3000:] + proc.stderr[-3000:]
     found = {}
