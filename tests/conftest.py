@@ -56,8 +56,5 @@ def pytest_collection_modifyitems(config, items):
 def pytest_sessionfinish():
     """A session that ends before its guest or the RPMs' build (-x,
     Ctrl-C) stops them."""
-    from guest import session
-    if session._SESSION is not None:
-        session._SESSION.stop()
-    if "test_rpm" in sys.modules:
-        sys.modules["test_rpm"].stop_background()
+    import harness
+    harness.stop_background()

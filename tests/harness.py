@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
 
@@ -155,6 +156,41 @@ class Held(object):
         if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+
+
+# The test session's background work (the guest's run, the RPMs' build):
+# the processes it waits for, which a session that ends first kills.
+_BACKGROUND = set()
+_STOPPING = threading.Event()
+
+
+def run_in_background(argv, timeout=None, **popen):
+    """subprocess.run for background work: in a process group of its own,
+    which stop_background() kills; refused once the session is ending."""
+    if _STOPPING.is_set():
+        raise RuntimeError("the test session ended")
+    proc = subprocess.Popen(argv, start_new_session=True, **popen)
+    _BACKGROUND.add(proc)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    finally:
+        _BACKGROUND.discard(proc)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def stop_background():
+    """The test session ends (conftest.py): kill what run_in_background()
+    still waits for, and start nothing more."""
+    _STOPPING.set()
+    for proc in list(_BACKGROUND):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def uprobe_tracers():

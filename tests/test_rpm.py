@@ -16,7 +16,6 @@ import glob
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -58,8 +57,8 @@ def need(tools=TOOLS):
         harness.cannot_run(reason)
 
 
-# The background build: its thread and its make.
-_BACKGROUND = {}
+# The background build's thread.
+_BACKGROUND = []
 
 
 def build_in_background(after=None):
@@ -71,24 +70,14 @@ def build_in_background(after=None):
     def work():
         if after is not None:
             after.join()
-        if _BACKGROUND.get("stopped"):
-            return
-        proc = subprocess.Popen(["make", "-s", "-C", harness.REPO, STAMP],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        _BACKGROUND["make"] = proc
-        proc.wait()
+        try:
+            harness.run_in_background(["make", "-s", "-C", harness.REPO, STAMP],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except RuntimeError:        # the session ended first
+            pass
 
-    _BACKGROUND["thread"] = threading.Thread(target=work, name="rpm", daemon=True)
-    _BACKGROUND["thread"].start()
-
-
-def stop_background():
-    """The test session ends first: kill the background build."""
-    _BACKGROUND["stopped"] = True
-    proc = _BACKGROUND.get("make")
-    if proc is not None and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
+    _BACKGROUND.append(threading.Thread(target=work, name="rpm", daemon=True))
+    _BACKGROUND[0].start()
 
 
 def run(*command, **kw):
@@ -130,8 +119,8 @@ def packages():
     Builds them (make build/rpm/.built) if python.spec or anything it
     packages changed since."""
     need()
-    if "thread" in _BACKGROUND:
-        _BACKGROUND["thread"].join()
+    for thread in _BACKGROUND:
+        thread.join()
     # Nothing to do if the background build made them; else its errors.
     proc = run("make", "-s", "-C", harness.REPO, STAMP, timeout=3600)
     assert proc.returncode == 0, "make rpm failed:\n" + proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -29,7 +29,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -195,8 +194,6 @@ class Session(object):
         self.report = []        # what the guest ran on, for the test summary
         self.thread = None      # the run in the background (start())
         self.preparing = threading.Lock()
-        self.children = set()   # the processes _spawn() is waiting for
-        self.stopped = False
 
     def select(self, names):
         """Run only these jobs (those the selected tests read: conftest.py)."""
@@ -220,32 +217,6 @@ class Session(object):
         if self.thread is None and self.results is None and self.unavailable() is None:
             self.thread = threading.Thread(target=self._run_once, name="guest", daemon=True)
             self.thread.start()
-
-    def stop(self):
-        """End the background run early (the test session ends first):
-        kill the compiles and the boot it started."""
-        self.stopped = True
-        for proc in list(self.children):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def _spawn(self, argv, timeout, **popen):
-        """subprocess.run, in a process group of its own that stop() kills."""
-        if self.stopped:
-            raise GuestError("the test session ended")
-        proc = subprocess.Popen(argv, start_new_session=True, **popen)
-        self.children.add(proc)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise
-        finally:
-            self.children.discard(proc)
-        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
     def _run_once(self):
         try:
@@ -395,7 +366,7 @@ class Session(object):
         limit = min(TIME_LIMIT, BASE_LIMIT + sum(job.limit for job in runnable))
         console = run.path + ".console"
         start = time.time()
-        proc = self._spawn(
+        proc = harness.run_in_background(
             [os.path.join(HERE, "boot.sh"), kernel, initrd, run.path,
              str(UP_LIMIT), str(limit), console],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -432,9 +403,9 @@ class Session(object):
                     + module.options + [script] + module.args)
             own_env = dict(env, SYSTEMTAP_TAPSET=module.tapsets) if module.tapsets else env
             try:
-                proc = self._spawn(argv, cwd=directory, env=own_env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, universal_newlines=True,
-                                   timeout=900)
+                proc = harness.run_in_background(
+                    argv, cwd=directory, env=own_env, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, universal_newlines=True, timeout=900)
             except subprocess.TimeoutExpired:
                 return module.name, "stap timed out: %s" % " ".join(argv)
             ko = os.path.join(directory, module.name + ".ko")
