@@ -325,11 +325,13 @@ class Bpftrace(object):
     def interrupt(tracer):
         """Stop a bpftrace started with stderr=PIPE as Ctrl-C does; its
         stderr.  bpftrace 0.17 has been seen here to miss a SIGINT and wait
-        on: the signal is sent again each second, for a minute."""
-        for _ in range(60):
+        on: the signal is sent again after 10 s, for a minute.  Not sooner:
+        a second SIGINT while bpftrace is still detaching (slow beside the
+        guest's qemu) kills it (exit status -2)."""
+        for _ in range(6):
             tracer.send_signal(signal.SIGINT)
             try:
-                return tracer.communicate(timeout=1)[1]
+                return tracer.communicate(timeout=10)[1]
             except subprocess.TimeoutExpired:
                 pass
         tracer.kill()
