@@ -169,7 +169,7 @@ check:
 # The RPMs (build/rpm/.built) build while the tests run (tests/test_rpm.py).
 check-ready: build build-shared build-variants tapset
 	$(if $(RPMBUILD_PATH),,@echo "make check: rpmbuild is not installed, tests/test_rpm.py will skip (apt-get install rpm rpmlint)")
-	$(PYTEST) -v -rs tests
+	$(PYTEST) -v -rs --durations=30 tests
 
 # make bench: builds (a) upstream, (b) patched without markers, (c) with
 # markers, and the upstream anchors under build/bench/, measures them

@@ -440,21 +440,7 @@ class Stap(object):
         result = session().result(jobs.semantics_name(build, script, fixture))
         self.details = result.describe()
         prefix = result.job.data["fixtures"]
-
-        def events(name):
-            return [line.replace(prefix, "") for line in result.output(name).splitlines()]
-
-        got = events("out.txt")
-        if got[-1:] != [jobs.END_OF_TRACE]:
-            # SystemTap's transport lost the end of the first run (jobs.py,
-            # END_OF_TRACE): the job ran it again.
-            warnings.warn("stap: SystemTap lost the end of the output of the first guest run "
-                          "of %s on %s (%d lines, no %r line); the second run is checked"
-                          % (fixture, build, len(got), jobs.END_OF_TRACE))
-            got = events(jobs.SECOND_RUN)
-            assert got[-1:] == [jobs.END_OF_TRACE], "stap lost the end of both runs"
-        got = got[:-1]
-        return got
+        return [line.replace(prefix, "") for line in result.trace().splitlines()]
 
 
 CONSUMERS = [Bpftrace(), Gdb(), Stap()]

@@ -39,7 +39,7 @@ import pytest
 
 import harness
 import usdt
-from test_examples_bpftrace import LAUNCHER, expected_calls, function_cases
+from test_examples_bpftrace import LAUNCHER, READY, expected_calls, function_cases
 
 HEADERS_SCRIPT = os.path.join(harness.REPO, "scripts", "bcc-headers.sh")
 HEADERS = os.path.join(harness.BUILD, "bcc-headers")
@@ -157,10 +157,11 @@ def stop(tracer):
 def trace(tool, build, d, argv, markers, flags=(), python=None, attached=None):
     """Run a program (argv: a script and its arguments) under tool (a list:
     the tool and its options; the program's PID is added, unless attached
-    is given) and return the tool's output and the PID.  The program waits
-    for "go" on stdin, then runs, then says "done" and waits for its stdin
-    to close, so that the tool stops while it still lives: the markers'
-    semaphores, set while the tool runs, must then be 0 again.  It is
+    is given) and return the tool's output and the PID.  The program says
+    READY (its first line: the tool starts then), waits for "go" on stdin,
+    runs, says "done" and waits for its stdin to close, so that the tool
+    stops while it still lives: the markers' semaphores, set while the tool
+    runs, must then be 0 again.  It is
     pinned to one CPU, so that per-CPU buffers keep its events in order.
     attached(tracer, out) says when the tool traces (default: it printed
     its "Tracing" line)."""
@@ -174,6 +175,7 @@ def trace(tool, build, d, argv, markers, flags=(), python=None, attached=None):
             preexec_fn=lambda: os.sched_setaffinity(0, {0}))
     tracer = None
     try:
+        wait_for("the program ready", lambda: read(said).startswith(READY + "\n"), [program])
         with open(out, "w") as f:
             tracer = subprocess.Popen(
                 tool + ([] if attached else [str(program.pid)]), stdout=f,
@@ -334,6 +336,7 @@ def f():
     pass
 
 
+os.write(1, b"%s\\n")
 os.read(0, 3)
 for _ in range(%d):
     f()
@@ -377,7 +380,7 @@ def test_stat(build):
         os.symlink(harness.interpreter(build), python)
         program = os.path.join(d.path, "stat_program.py")
         with open(program, "w") as f:
-            f.write(STAT_PROGRAM % (CALLS, COLLECTIONS))
+            f.write(STAT_PROGRAM % (READY, CALLS, COLLECTIONS))
         # One output, INTERVAL seconds long unless SIGINT cuts it short.
         text, pid = trace([tool_path("ustat"), "-l", "python", "-C", str(INTERVAL), "1"],
                           build, d.path, [program], ["function__entry", "gc__start"], ["-S"],

@@ -328,5 +328,5 @@ def test_example_runs(case):
     example, build = case
     from test_guest import guest
     result = guest().result(jobs.example_name(example, build))
-    out = result.output()
+    out = result.trace()
     CHECKS[example](out, build, result.job.data["fixtures"])

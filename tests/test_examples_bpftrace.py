@@ -27,13 +27,17 @@ def need_bpftrace():
 
 
 # Runs a program as its own __main__ once told to on stdin: bpftrace -p
-# attaches to it first.  Its frame, entered before tracing began, is the
-# fixture's caller: the scripts see it return, not start.  The fixture runs
-# in the namespace of the module __main__ itself, so that what it defines
-# can be pickled by name (multiprocessing).
+# attaches to it first, once it said READY (interpreter started, libpython
+# loaded, its own frame entered).  Its frame, entered before tracing began,
+# is the fixture's caller: the scripts see it return, not start.  The
+# fixture runs in the namespace of the module __main__ itself, so that what
+# it defines can be pickled by name (multiprocessing).
+READY = "launcher ready"
 LAUNCHER = """\
 import sys
 import __main__
+sys.stdout.write("%s\\n")
+sys.stdout.flush()
 sys.stdin.readline()
 path = sys.argv[1]
 sys.argv = sys.argv[1:]
@@ -41,7 +45,7 @@ with open(path) as f:
     code = compile(f.read(), path, "exec")
 __main__.__file__ = path
 exec(code, __main__.__dict__)
-"""
+""" % READY
 
 
 def run(script, build, fixture_dir, program, flags=(), env=None, printed=None):
@@ -62,6 +66,8 @@ def run(script, build, fixture_dir, program, flags=(), env=None, printed=None):
         preexec_fn=lambda: os.sched_setaffinity(0, {0}))
     tracer = None
     try:
+        ready = python.stdout.readline()
+        assert ready == READY + "\n", (ready, python.communicate())
         tracer = subprocess.Popen(
             ["bpftrace", "-p", str(python.pid), "-o", out, os.path.join(BT, script),
              harness.marker_object(build)],

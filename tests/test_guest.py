@@ -17,6 +17,9 @@ traced by stap are checked in test_semantics.py (the stap consumer); here:
                     Python itself reads them
   test_boot_limit   a guest that does not come up is killed at its limit
                     and reported with the console's tail
+  test_lost_end_runs_again
+                    a run whose output lacks its last line (SystemTap's
+                    transport lost it) runs again, and the test reads that
 """
 
 import os
@@ -28,7 +31,7 @@ import pytest
 
 import harness
 from guest import jobs
-from guest.session import GUEST, HERE, UP_LIMIT, session
+from guest.session import END_OF_TRACE, GUEST, HERE, UP_LIMIT, Job, Result, session, staprun_twice
 
 EXPECTED = os.path.join(HERE, "expected")
 
@@ -101,7 +104,7 @@ def test_calltree_one_liner(build):
         assert 'mark("function__entry")' in f.read(), \
             "the tapset for %s offers no python.function.entry: out of date (make tapset)" % build
     result = guest().result("calltree-" + build)
-    tree = calltree_lines(result.output(), result.job.data["fixtures"])
+    tree = calltree_lines(result.trace(), result.job.data["fixtures"])
     expected = os.path.join(EXPECTED, harness.series_of(build), "calltree.txt")
     assert os.path.exists(expected), \
         "no expected call tree for %s: write %s; the one-liner printed:\n%s" % (
@@ -120,7 +123,7 @@ def test_installed(series, what):
     examples/calltree.stp (example), each exactly the fixture's tree."""
     result = guest().result("installed-%s-%s" % (what, series))
     assert result.error is None and result.status == 0, result.describe()
-    tree = calltree_lines(result.output(), result.job.data["fixtures"])
+    tree = calltree_lines(result.trace(), result.job.data["fixtures"])
     assert tree, result.describe()
     assert tree == read_expected(os.path.join(EXPECTED, series, "calltree.txt"))
 
@@ -185,7 +188,7 @@ def test_aliases(case):
     families = sorted(set(jobs.alias_kind(alias)[0] for alias, _, _ in found))
     assert len(families) == 3, "%s: alias families %s" % (result.job.data["tapset"], families)
     seen = dict((family, []) for family in families)
-    for line in result.output().splitlines():
+    for line in result.trace().splitlines():
         family, event, argstr = line.replace(prefix, "").split("\t")
         assert family in seen, "an event of an unknown family: %r" % line
         seen[family].append((event, argstr))
@@ -249,3 +252,59 @@ def test_boot_limit():
     assert proc.returncode == 1, proc.stdout
     assert "did not come up within 1 s: killed" in proc.stdout, proc.stdout
     assert "last 40 lines of the guest console" in proc.stdout, proc.stdout
+
+
+# --- a run that lost its end ---------------------------------------------------
+
+# Stands in for staprun: -o FILE, then the module; run N (counted in the
+# file runs) prints the lines of its module parameter runN (| for newlines).
+FAKE_STAPRUN = """\
+#!/bin/sh
+set -eu
+out=$2
+n=$(( $(cat runs 2>/dev/null || echo 0) + 1 ))
+echo "$n" > runs
+for param in "$@"; do
+    case $param in run$n=*) printf '%s\\n' "${param#*=}" | tr '|' '\\n' > "$out";; esac
+done
+"""
+
+
+@pytest.mark.parametrize("first,second,read", [
+    ("a|b|" + END_OF_TRACE, None, "a\nb\n"),
+    ("a", "a|b|" + END_OF_TRACE, "a\nb\n"),
+    ("a", "a|b", None),
+])
+def test_lost_end_runs_again(first, second, read):
+    """staprun_twice's command runs the target again only when the first
+    output's last line is not END_OF_TRACE; Result.trace() reads the whole
+    output, less that line, with a warning when it is the second; an end
+    lost twice fails."""
+    with harness.FixtureDir() as d:
+        staprun = os.path.join(d.path, "staprun")
+        with open(staprun, "w") as f:
+            f.write(FAKE_STAPRUN)
+        os.chmod(staprun, 0o755)
+        params = [("run1", first)] + ([("run2", second)] if second else [])
+        command = staprun_twice("module.ko", "true", params)
+        proc = subprocess.run(["sh", "-c", command], cwd=d.path,
+                              env=dict(os.environ, PATH=d.path + ":" + os.environ["PATH"]),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout
+        with open(d.path + "runs") as f:
+            assert int(f.read()) == (1 if second is None else 2)
+        files = {}
+        for name in ("out.txt", "out-2.txt"):
+            if os.path.exists(d.path + name):
+                with open(d.path + name) as f:
+                    files[name] = f.read()
+    result = Result(Job("fake", command), status=0, files=files)
+    if read is None:
+        with pytest.raises(AssertionError, match="lost the end of both runs"):
+            result.trace()
+    elif second is None:
+        assert result.trace() == read
+    else:
+        with pytest.warns(UserWarning, match="lost the end of the output of the first"):
+            assert result.trace() == read

@@ -19,7 +19,7 @@ import tempfile
 import harness
 import staptools
 import usdt
-from guest.session import GUEST, HERE, Job, Module, staprun
+from guest.session import GUEST, HERE, MARK_END, Job, Module, staprun, staprun_twice
 
 
 def ident(text):
@@ -37,7 +37,7 @@ def as_typed(run, name, module, build, fixture):
     """Job name: module run with -c `python FIXTURE.py` from the fixture's
     directory, as a user types it."""
     fixtures = run.fixtures(name)
-    command = "cd %s && %s" % (fixtures, staprun(
+    command = "cd %s && %s" % (fixtures, staprun_twice(
         run.module(module), "%s %s.py" % (harness.interpreter(build), fixture),
         output=os.path.join(run.job_dir(name), "out.txt")))
     return Job(name, command, [module], data={"fixtures": fixtures})
@@ -60,7 +60,7 @@ def consumer_module(build, script):
     # probes: stap's overload limit must not end a test run.
     return Module("pst_%s_%s" % (ident(script), ident(build)),
                   object_script(os.path.join(harness.DATA, script + ".stp"), build),
-                  ["-DSTP_NO_OVERLOAD"])
+                  ["-DSTP_NO_OVERLOAD"] + MARK_END)
 
 
 def semantics(run):
@@ -73,25 +73,9 @@ def semantics(run):
         module = consumer_module(build, script)
         fixtures = run.fixtures(name)
         target = "%s %s%s.py" % (harness.interpreter(build), fixtures, fixture)
-        command = "%s && { tail -n 1 out.txt | grep -qx '%s' || %s; }" % (
-            staprun(run.module(module), target, params=[("dir", fixtures)]), END_OF_TRACE,
-            staprun(run.module(module), target, params=[("dir", fixtures)], output=SECOND_RUN))
+        command = staprun_twice(run.module(module), target, params=[("dir", fixtures)])
         jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
     return jobs
-
-
-# SystemTap 4.8's transport (stapio reading the module's relay buffers)
-# now and then loses the end of a run's output: status 0, nothing reported,
-# the first lines exact and the rest missing, seen on the fixture with the
-# longest burst of events (deep_calls: 1000 in a few milliseconds).  In one
-# boot of 100 deep_calls runs on the -ft and -jit builds, one run's output
-# stopped after 847 of 1016 events, and the end probe's own line was gone
-# too: the loss is in the transport, after the probes, not in the markers.
-# So calls.stp and lines.stp end every run with END_OF_TRACE, and a job
-# whose first run lacks it runs the fixture again (into SECOND_RUN), which
-# harness.Stap then checks, saying so.
-END_OF_TRACE = "end of trace"
-SECOND_RUN = "out-2.txt"
 
 
 # --- test_guest.py: README's one-line call tree ----------------------------
@@ -156,7 +140,8 @@ def calltree(run):
             jobs.append(Job(name, "false", error="no tapset in build/tapset*/ probes %s (make tapset)"
                             % harness.marker_object(build)))
             continue
-        module = Module("pst_calltree_" + ident(os.path.basename(tapsets)), CALLTREE + "\n", ["-I", tapsets])
+        module = Module("pst_calltree_" + ident(os.path.basename(tapsets)), CALLTREE + "\n",
+                        ["-I", tapsets] + MARK_END)
         jobs.append(as_typed(run, name, module, build, CALLTREE_FIXTURE))
     return jobs
 
@@ -343,12 +328,12 @@ def aliases(run):
         # Every line of every frame, read under TCG: more than stap's overload
         # limit (half the CPU time) allows.
         module = Module("pst_aliases_" + ident(build), alias_script(found),
-                        ["-I", os.path.dirname(path), "-DSTP_NO_OVERLOAD"])
+                        ["-I", os.path.dirname(path), "-DSTP_NO_OVERLOAD"] + MARK_END)
         for fixture, name in zip(alias_fixtures(build), names):
             fixtures = run.fixtures(name)
-            command = staprun(run.module(module),
-                              "%s %s%s.py" % (harness.interpreter(build), fixtures, fixture),
-                              params=[("dir", fixtures)])
+            command = staprun_twice(run.module(module),
+                                    "%s %s%s.py" % (harness.interpreter(build), fixtures, fixture),
+                                    params=[("dir", fixtures)])
             jobs.append(Job(name, command, [module],
                             data={"fixtures": fixtures, "aliases": found, "tapset": path}))
     return jobs
@@ -386,7 +371,7 @@ def examples(run):
             # lines.stp on spin.py was once stopped by it.
             module = Module("pst_example_%s_%s" % (ident(example[:-len(".stp")]),
                                                    ident(os.path.basename(tapsets))),
-                            script, ["-I", tapsets, "-DSTP_NO_OVERLOAD"], args)
+                            script, ["-I", tapsets, "-DSTP_NO_OVERLOAD"] + MARK_END, args)
             jobs.append(as_typed(run, name, module, build, fixture))
     return jobs
 
@@ -492,9 +477,10 @@ def installed(run):
     example = INSTALLED_EXAMPLE if os.path.exists(INSTALLED_EXAMPLE) else \
         os.path.join(harness.REPO, "examples", "calltree.stp")
     with open(example) as f:
-        modules = {"calltree": Module("pst_installed_calltree", CALLTREE + "\n",
+        modules = {"calltree": Module("pst_installed_calltree", CALLTREE + "\n", MARK_END,
                                       tapsets=INSTALLED_TAPSETS),
-                   "example": Module("pst_installed_example", f.read(), tapsets=INSTALLED_TAPSETS)}
+                   "example": Module("pst_installed_example", f.read(), MARK_END,
+                                     tapsets=INSTALLED_TAPSETS)}
     jobs = []
     for series in installed_series():
         for what, module in sorted(modules.items()):
@@ -503,7 +489,7 @@ def installed(run):
             # `python3.13 call_stack.py`, found on PATH.
             command = "cd %s && PATH=%s:$PATH %s" % (
                 fixtures, os.path.join(INSTALLED_PREFIX, "bin"),
-                staprun(run.module(module), "%s %s.py" % (series, CALLTREE_FIXTURE),
+                staprun_twice(run.module(module), "%s %s.py" % (series, CALLTREE_FIXTURE),
                         output=os.path.join(run.job_dir(name), "out.txt")))
             jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
     return jobs

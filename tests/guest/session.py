@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import warnings
 
 import harness
 
@@ -121,6 +122,36 @@ class Run(object):
         return path + "/"
 
 
+# SystemTap 4.8's transport (stapio reading the module's relay buffers)
+# now and then loses the end of a run's output: status 0, nothing reported,
+# the first lines exact and the rest missing.  Seen on the fixture with the
+# longest burst of events (deep_calls: 1000 in a few milliseconds; in one
+# boot of 100 deep_calls runs on the -ft and -jit builds, one run's output
+# stopped after 847 of 1016 events, the end probe's own line gone too: the
+# loss is in the transport, after the probes, not in the markers), and in a
+# CI run on top.stp (one screen of three, beside a busy host).  So a module
+# compiled with MARK_END prints END_OF_TRACE after every other end probe;
+# a job that runs it with staprun_twice() runs its target again when the
+# first output lacks that line, and Result.trace() reads the whole one.
+END_OF_TRACE = "end of trace"
+MARK_END = ["-E", 'probe end(%d) { println("%s") }' % (1 << 30, END_OF_TRACE)]
+
+
+def second_output(output):
+    """Where staprun_twice() puts the second run's output."""
+    root, ext = os.path.splitext(output)
+    return root + "-2" + ext
+
+
+def staprun_twice(ko, command, params=(), output="out.txt"):
+    """staprun(ko, command, params, output) for a module compiled with
+    MARK_END, and when the output's last line is not END_OF_TRACE, the same
+    again into second_output(output)."""
+    return "%s && { tail -n 1 %s | grep -qxF %s || %s; }" % (
+        staprun(ko, command, params, output), shlex.quote(output), shlex.quote(END_OF_TRACE),
+        staprun(ko, command, params, second_output(output)))
+
+
 def staprun(ko, command=None, params=(), output="out.txt"):
     """The shell command that runs the module file ko (staprun), with
     command as its target (-c), params as module parameters (name, value),
@@ -161,6 +192,21 @@ class Result(object):
         assert not LOSSES.search(self.stderr), self.describe()
         assert name in self.files, "%s left no %s\n%s" % (self.job.name, name, self.describe())
         return self.files[name]
+
+
+    def trace(self):
+        """The output of a job run with staprun_twice(), less END_OF_TRACE:
+        its first run's, or, when stap lost the end of that one, its
+        second's (with a warning)."""
+        text = self.output()
+        if text.splitlines()[-1:] != [END_OF_TRACE]:
+            warnings.warn("stap: SystemTap lost the end of the output of the first guest run "
+                          "of %s (%d lines, no %r line); the second run is checked"
+                          % (self.job.name, len(text.splitlines()), END_OF_TRACE))
+            text = self.output(second_output("out.txt"))
+            assert text.splitlines()[-1:] == [END_OF_TRACE], \
+                "stap lost the end of both runs\n" + self.describe()
+        return text[:text.rstrip("\n").rfind("\n") + 1]
 
 
 # What staprun says when a probe did not run, or its output was lost.
