@@ -218,10 +218,10 @@ def stap(build, fixture):
     fixture, whose stdout the job keeps; the module's counts are out.txt."""
     from guest.session import session
     result = session().result(jobs.fork_name(build, fixture))
-    counts = result.output()
+    counts = result.trace()
     hits = dict((m, int(n)) for m, n in re.findall(r"^hits (\w+) (\d+)$", counts, re.M))
     pids = dict((int(p), int(n)) for p, n in re.findall(r"^fixture (\d+) (\d+)$", counts, re.M))
-    return result.stdout.splitlines(), hits, pids
+    return result.target_stdout().splitlines(), hits, pids
 
 
 # consumer: (harness's consumer, which says whether it can run; the runner;

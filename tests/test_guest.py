@@ -257,13 +257,15 @@ def test_boot_limit():
 # --- a run that lost its end ---------------------------------------------------
 
 # Stands in for staprun: -o FILE, then the module; run N (counted in the
-# file runs) prints the lines of its module parameter runN (| for newlines).
+# file runs) writes the lines of its module parameter runN (| for newlines)
+# into FILE, and "target's run N" to stdout, as its target would.
 FAKE_STAPRUN = """\
 #!/bin/sh
 set -eu
 out=$2
 n=$(( $(cat runs 2>/dev/null || echo 0) + 1 ))
 echo "$n" > runs
+echo "target's run $n"
 for param in "$@"; do
     case $param in run$n=*) printf '%s\\n' "${param#*=}" | tr '|' '\\n' > "$out";; esac
 done
@@ -278,8 +280,9 @@ done
 def test_lost_end_runs_again(first, second, read):
     """staprun_twice's command runs the target again only when the first
     output's last line is not END_OF_TRACE; Result.trace() reads the whole
-    output, less that line, with a warning when it is the second; an end
-    lost twice fails."""
+    output, less that line, with a warning when it is the second, and
+    Result.target_stdout() the target's stdout in that run; an end lost
+    twice fails."""
     with harness.FixtureDir() as d:
         staprun = os.path.join(d.path, "staprun")
         with open(staprun, "w") as f:
@@ -287,7 +290,7 @@ def test_lost_end_runs_again(first, second, read):
         os.chmod(staprun, 0o755)
         params = [("run1", first)] + ([("run2", second)] if second else [])
         command = staprun_twice("module.ko", "true", params)
-        proc = subprocess.run(["sh", "-c", command], cwd=d.path,
+        proc = subprocess.run(["sh", "-c", "{ %s; } > stdout" % command], cwd=d.path,
                               env=dict(os.environ, PATH=d.path + ":" + os.environ["PATH"]),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               universal_newlines=True, timeout=60)
@@ -295,16 +298,18 @@ def test_lost_end_runs_again(first, second, read):
         with open(d.path + "runs") as f:
             assert int(f.read()) == (1 if second is None else 2)
         files = {}
-        for name in ("out.txt", "out-2.txt"):
-            if os.path.exists(d.path + name):
-                with open(d.path + name) as f:
-                    files[name] = f.read()
-    result = Result(Job("fake", command), status=0, files=files)
+        for name in os.listdir(d.path):
+            with open(d.path + name) as f:
+                files[name] = f.read()
+    stdout = files.pop("stdout")
+    result = Result(Job("fake", command), status=0, stdout=stdout, files=files)
     if read is None:
         with pytest.raises(AssertionError, match="lost the end of both runs"):
             result.trace()
     elif second is None:
         assert result.trace() == read
+        assert result.target_stdout() == "target's run 1\n"
     else:
         with pytest.warns(UserWarning, match="lost the end of the output of the first"):
             assert result.trace() == read
+        assert result.target_stdout() == "target's run 2\n"

@@ -19,7 +19,7 @@ import tempfile
 import harness
 import staptools
 import usdt
-from guest.session import GUEST, HERE, MARK_END, Job, Module, staprun, staprun_twice
+from guest.session import GUEST, HERE, MARK_END, Job, Module, staprun_twice
 
 
 def ident(text):
@@ -400,12 +400,12 @@ def fork_module(build):
               '    foreach (p+ in fixture)\n        printf("fixture %%d %%d\\n", p, fixture[p])\n'
               "}\n" % (points, obj))
     # Every line of every process, under TCG: past stap's overload limit.
-    return Module("pst_fork_" + ident(build), script, ["-DSTP_NO_OVERLOAD"])
+    return Module("pst_fork_" + ident(build), script, ["-DSTP_NO_OVERLOAD"] + MARK_END)
 
 
 def forks(run):
     """Each fixture of test_fork.FIXTURES on each build, started by staprun
-    -c: its stdout is the job's."""
+    -c: its stdout is the job's (Result.target_stdout())."""
     import test_fork
     jobs = []
     for build in harness.builds():
@@ -413,9 +413,9 @@ def forks(run):
         for fixture in test_fork.FIXTURES:
             name = fork_name(build, fixture)
             fixtures = run.fixtures(name)
-            command = staprun(run.module(module),
-                              "%s %s%s.py" % (harness.interpreter(build), fixtures, fixture),
-                              params=[("dir", fixtures)])
+            command = staprun_twice(run.module(module),
+                                    "%s %s%s.py" % (harness.interpreter(build), fixtures, fixture),
+                                    params=[("dir", fixtures)])
             jobs.append(Job(name, command, [module], data={"fixtures": fixtures}))
     return jobs
 

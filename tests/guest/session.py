@@ -137,19 +137,19 @@ END_OF_TRACE = "end of trace"
 MARK_END = ["-E", 'probe end(%d) { println("%s") }' % (1 << 30, END_OF_TRACE)]
 
 
-def second_output(output):
-    """Where staprun_twice() puts the second run's output."""
-    root, ext = os.path.splitext(output)
-    return root + "-2" + ext
+SECOND_OUTPUT, SECOND_STDOUT = "out-2.txt", "stdout-2.txt"
 
 
 def staprun_twice(ko, command, params=(), output="out.txt"):
     """staprun(ko, command, params, output) for a module compiled with
-    MARK_END, and when the output's last line is not END_OF_TRACE, the same
-    again into second_output(output)."""
-    return "%s && { tail -n 1 %s | grep -qxF %s || %s; }" % (
+    MARK_END (output: the job directory's out.txt), and when the output's
+    last line is not END_OF_TRACE, the same again into SECOND_OUTPUT, its
+    stdout (the target's) into SECOND_STDOUT."""
+    directory = os.path.dirname(output)
+    return "%s && { tail -n 1 %s | grep -qxF %s || %s > %s; }" % (
         staprun(ko, command, params, output), shlex.quote(output), shlex.quote(END_OF_TRACE),
-        staprun(ko, command, params, second_output(output)))
+        staprun(ko, command, params, os.path.join(directory, SECOND_OUTPUT)),
+        shlex.quote(os.path.join(directory, SECOND_STDOUT)))
 
 
 def staprun(ko, command=None, params=(), output="out.txt"):
@@ -193,20 +193,31 @@ class Result(object):
         assert name in self.files, "%s left no %s\n%s" % (self.job.name, name, self.describe())
         return self.files[name]
 
+    def _whole_run(self):
+        """Of a job run with staprun_twice(): 1 if its first run's output
+        ends with END_OF_TRACE, else 2 if its second's does."""
+        if self.output().splitlines()[-1:] == [END_OF_TRACE]:
+            return 1
+        assert self.output(SECOND_OUTPUT).splitlines()[-1:] == [END_OF_TRACE], \
+            "stap lost the end of both runs\n" + self.describe()
+        return 2
 
     def trace(self):
         """The output of a job run with staprun_twice(), less END_OF_TRACE:
         its first run's, or, when stap lost the end of that one, its
         second's (with a warning)."""
-        text = self.output()
-        if text.splitlines()[-1:] != [END_OF_TRACE]:
+        if self._whole_run() == 1:
+            text = self.output()
+        else:
             warnings.warn("stap: SystemTap lost the end of the output of the first guest run "
                           "of %s (%d lines, no %r line); the second run is checked"
-                          % (self.job.name, len(text.splitlines()), END_OF_TRACE))
-            text = self.output(second_output("out.txt"))
-            assert text.splitlines()[-1:] == [END_OF_TRACE], \
-                "stap lost the end of both runs\n" + self.describe()
+                          % (self.job.name, len(self.output().splitlines()), END_OF_TRACE))
+            text = self.output(SECOND_OUTPUT)
         return text[:text.rstrip("\n").rfind("\n") + 1]
+
+    def target_stdout(self):
+        """What the target printed in the run trace() reads."""
+        return self.stdout if self._whole_run() == 1 else self.output(SECOND_STDOUT)
 
 
 # What staprun says when a probe did not run, or its output was lost.
