@@ -17,6 +17,9 @@ traced by stap are checked in test_semantics.py (the stap consumer); here:
                     Python itself reads them
   test_boot_limit   a guest that does not come up is killed at its limit
                     and reported with the console's tail
+  test_fetch_kernel_needs_headers
+                    without the 6.1 headers the guest's kernel cannot be
+                    chosen: a clear error, not an empty release
   test_lost_end_runs_again
                     a run whose output lacks its last line (SystemTap's
                     transport lost it) runs again, and the test reads that
@@ -252,6 +255,32 @@ def test_boot_limit():
     assert proc.returncode == 1, proc.stdout
     assert "did not come up within 1 s: killed" in proc.stdout, proc.stdout
     assert "last 40 lines of the guest console" in proc.stdout, proc.stdout
+
+
+# --- the guest's kernel --------------------------------------------------------
+
+@pytest.mark.parametrize("installed,says", [
+    ("", "no linux-headers-6.1.0-N-amd64 is installed (apt-get install linux-headers-amd64)"),
+    ("ii  linux-headers-6.1.0-999-amd64", "/usr/src/linux-headers-6.1.0-999-amd64 is missing"),
+])
+def test_fetch_kernel_needs_headers(installed, says):
+    """fetch-kernel.sh picks the newest installed linux-headers-6.1.0-N-amd64
+    (dpkg-query, here a stand-in that lists installed or nothing and fails
+    as dpkg-query does when no package matches); none, or one whose tree is
+    gone, is an error that says what to install, and nothing is fetched."""
+    with harness.FixtureDir() as d:
+        fake = os.path.join(d.path, "dpkg-query")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\n[ -n '%s' ] || exit 1\necho '%s'\n" % (installed, installed))
+        os.chmod(fake, 0o755)
+        env = dict(os.environ, PATH=d.path + ":" + os.environ["PATH"])
+        env.pop("GUEST_KERNEL_RELEASE", None)
+        proc = subprocess.run([os.path.join(HERE, "fetch-kernel.sh"), d.path + "kernel"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=60)
+        assert proc.returncode == 1, (proc.stdout, proc.stderr)
+        assert proc.stderr.startswith("fetch-kernel.sh: " + says), proc.stderr
+        assert not os.path.exists(d.path + "kernel")
 
 
 # --- a run that lost its end ---------------------------------------------------
