@@ -26,7 +26,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import warnings
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS)

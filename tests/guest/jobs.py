@@ -19,7 +19,7 @@ import tempfile
 import harness
 import staptools
 import usdt
-from guest.session import GUEST, HERE, MARK_END, Job, Module, staprun_twice
+from guest.session import GUEST, HERE, Job, Module, staprun_twice
 
 
 def ident(text):
@@ -60,7 +60,7 @@ def consumer_module(build, script):
     # probes: stap's overload limit must not end a test run.
     return Module("pst_%s_%s" % (ident(script), ident(build)),
                   object_script(os.path.join(harness.DATA, script + ".stp"), build),
-                  ["-DSTP_NO_OVERLOAD"] + MARK_END)
+                  ["-DSTP_NO_OVERLOAD"])
 
 
 def semantics(run):
@@ -141,7 +141,7 @@ def calltree(run):
                             % harness.marker_object(build)))
             continue
         module = Module("pst_calltree_" + ident(os.path.basename(tapsets)), CALLTREE + "\n",
-                        ["-I", tapsets] + MARK_END)
+                        ["-I", tapsets])
         jobs.append(as_typed(run, name, module, build, CALLTREE_FIXTURE))
     return jobs
 
@@ -328,7 +328,7 @@ def aliases(run):
         # Every line of every frame, read under TCG: more than stap's overload
         # limit (half the CPU time) allows.
         module = Module("pst_aliases_" + ident(build), alias_script(found),
-                        ["-I", os.path.dirname(path), "-DSTP_NO_OVERLOAD"] + MARK_END)
+                        ["-I", os.path.dirname(path), "-DSTP_NO_OVERLOAD"])
         for fixture, name in zip(alias_fixtures(build), names):
             fixtures = run.fixtures(name)
             command = staprun_twice(run.module(module),
@@ -371,7 +371,7 @@ def examples(run):
             # lines.stp on spin.py was once stopped by it.
             module = Module("pst_example_%s_%s" % (ident(example[:-len(".stp")]),
                                                    ident(os.path.basename(tapsets))),
-                            script, ["-I", tapsets, "-DSTP_NO_OVERLOAD"] + MARK_END, args)
+                            script, ["-I", tapsets, "-DSTP_NO_OVERLOAD"], args)
             jobs.append(as_typed(run, name, module, build, fixture))
     return jobs
 
@@ -400,7 +400,7 @@ def fork_module(build):
               '    foreach (p+ in fixture)\n        printf("fixture %%d %%d\\n", p, fixture[p])\n'
               "}\n" % (points, obj))
     # Every line of every process, under TCG: past stap's overload limit.
-    return Module("pst_fork_" + ident(build), script, ["-DSTP_NO_OVERLOAD"] + MARK_END)
+    return Module("pst_fork_" + ident(build), script, ["-DSTP_NO_OVERLOAD"])
 
 
 def forks(run):
@@ -477,10 +477,9 @@ def installed(run):
     example = INSTALLED_EXAMPLE if os.path.exists(INSTALLED_EXAMPLE) else \
         os.path.join(harness.REPO, "examples", "calltree.stp")
     with open(example) as f:
-        modules = {"calltree": Module("pst_installed_calltree", CALLTREE + "\n", MARK_END,
+        modules = {"calltree": Module("pst_installed_calltree", CALLTREE + "\n",
                                       tapsets=INSTALLED_TAPSETS),
-                   "example": Module("pst_installed_example", f.read(), MARK_END,
-                                     tapsets=INSTALLED_TAPSETS)}
+                   "example": Module("pst_installed_example", f.read(), tapsets=INSTALLED_TAPSETS)}
     jobs = []
     for series in installed_series():
         for what, module in sorted(modules.items()):

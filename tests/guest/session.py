@@ -53,10 +53,11 @@ class Module(object):
     """A stap script compiled on the host for the guest's kernel.
 
     name: the module's name (stap -m): letters, digits, _; one script per
-    name.  script: the script's text.  options: more stap options (-I DIR,
-    -DNAME=VALUE ...).  args: the script's arguments ($1 ...).  tapsets:
-    SystemTap's tapset directory for this module (SYSTEMTAP_TAPSET), if not
-    the session's copy.  Keep the
+    name.  script: the script's text, to which MARK_END adds a last end
+    probe (run it with staprun_twice() when a test reads its output).
+    options: more stap options (-I DIR, -DNAME=VALUE ...).  args: the
+    script's arguments ($1 ...).  tapsets: SystemTap's tapset directory for
+    this module (SYSTEMTAP_TAPSET), if not the session's copy.  Keep the
     text, options and arguments the same from run to run (pass what changes
     as module parameters, staprun NAME=VALUE): stap's cache then compiles
     each module once per machine.
@@ -67,7 +68,7 @@ class Module(object):
             raise ValueError("bad module name %r" % name)
         self.name = name
         self.script = script
-        self.options = list(options)
+        self.options = list(options) + MARK_END
         self.args = list(args)
         self.tapsets = tapsets
 
@@ -130,19 +131,17 @@ class Run(object):
 # stopped after 847 of 1016 events, the end probe's own line gone too: the
 # loss is in the transport, after the probes, not in the markers), and in a
 # CI run on top.stp (one screen of three, beside a busy host).  So a module
-# compiled with MARK_END prints END_OF_TRACE after every other end probe;
+# (every Module: MARK_END) prints END_OF_TRACE after every other end probe;
 # a job that runs it with staprun_twice() runs its target again when the
 # first output lacks that line, and Result.trace() reads the whole one.
 END_OF_TRACE = "end of trace"
 MARK_END = ["-E", 'probe end(%d) { println("%s") }' % (1 << 30, END_OF_TRACE)]
-
-
 SECOND_OUTPUT, SECOND_STDOUT = "out-2.txt", "stdout-2.txt"
 
 
 def staprun_twice(ko, command, params=(), output="out.txt"):
-    """staprun(ko, command, params, output) for a module compiled with
-    MARK_END (output: the job directory's out.txt), and when the output's
+    """staprun(ko, command, params, output) (output: the job directory's
+    out.txt), and when the output's
     last line is not END_OF_TRACE, the same again into SECOND_OUTPUT, its
     stdout (the target's) into SECOND_STDOUT."""
     directory = os.path.dirname(output)
