@@ -259,19 +259,21 @@ def test_boot_limit():
 
 # --- the guest's kernel --------------------------------------------------------
 
-@pytest.mark.parametrize("installed,says", [
-    ("", "no linux-headers-6.1.0-N-amd64 is installed (apt-get install linux-headers-amd64)"),
-    ("ii  linux-headers-6.1.0-999-amd64", "/usr/src/linux-headers-6.1.0-999-amd64 is missing"),
+@pytest.mark.parametrize("installed,status,says", [
+    ("", 1, "no linux-headers-6.1.0-N-amd64 is installed (apt-get install linux-headers-amd64)"),
+    ("ii  linux-headers-6.1.0-999-amd64", 0, "/usr/src/linux-headers-6.1.0-999-amd64 is missing"),
+    ("", 2, "dpkg-query failed (exit status 2)"),
 ])
-def test_fetch_kernel_needs_headers(installed, says):
+def test_fetch_kernel_needs_headers(installed, status, says):
     """fetch-kernel.sh picks the newest installed linux-headers-6.1.0-N-amd64
-    (dpkg-query, here a stand-in that lists installed or nothing and fails
-    as dpkg-query does when no package matches); none, or one whose tree is
-    gone, is an error that says what to install, and nothing is fetched."""
+    (dpkg-query, here a stand-in that lists installed and exits with status:
+    1 as dpkg-query does when no package matches); none, or one whose tree is
+    gone, is an error that says what to install, a dpkg-query that fails
+    otherwise an error of its own, and nothing is fetched."""
     with harness.FixtureDir() as d:
         fake = os.path.join(d.path, "dpkg-query")
         with open(fake, "w") as f:
-            f.write("#!/bin/sh\n[ -n '%s' ] || exit 1\necho '%s'\n" % (installed, installed))
+            f.write("#!/bin/sh\necho '%s'\nexit %d\n" % (installed, status))
         os.chmod(fake, 0o755)
         env = dict(os.environ, PATH=d.path + ":" + os.environ["PATH"])
         env.pop("GUEST_KERNEL_RELEASE", None)

@@ -24,10 +24,14 @@ dir=$1
 
 release=${GUEST_KERNEL_RELEASE:-}
 if [ -z "$release" ]; then
-    # None installed makes dpkg-query fail (and, with pipefail, the whole
-    # pipeline): an empty release, which the check below reports.
-    release=$(dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' 'linux-headers-6.1.0-*-amd64' 2>/dev/null \
-        | awk '$1 == "ii" { sub(/^linux-headers-/, "", $2); print $2 }' | sort -V | tail -n 1) || true
+    # dpkg-query exits 1 when no package matches (none installed): an empty
+    # list, which the check below reports.  Any other failure is an error.
+    status=0
+    installed=$(dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' 'linux-headers-6.1.0-*-amd64' 2>/dev/null) \
+        || status=$?
+    [ "$status" -le 1 ] || die "dpkg-query failed (exit status $status) listing linux-headers-6.1.0-*-amd64"
+    release=$(printf '%s\n' "$installed" \
+        | awk '$1 == "ii" { sub(/^linux-headers-/, "", $2); print $2 }' | sort -V | tail -n 1)
 fi
 [ -n "$release" ] || die "no linux-headers-6.1.0-N-amd64 is installed (apt-get install linux-headers-amd64)"
 
