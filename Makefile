@@ -98,14 +98,18 @@ $(SOURCES)/$(PY311_TARBALL):
 	scripts/fetch-source.sh $(PY311_TARBALL) $(PY311_SHA256) python3.11 $(PY311_URL) $(SOURCES) $(PY311_DEBIAN)
 
 # --- build -----------------------------------------------------------------
-# build/src/SERIES: the pristine tarball, patched, with probes.d installed.
+# build/src/SERIES: the pristine tarball, patched, with probes.d installed,
+# and for the 3.x series the marker C their patches include (markers/).
+MARKERS_C := markers/pycore_dtrace.h markers/dtrace_markers.c.h
 # build/obj/SERIES[-shared]: the out-of-tree build.
 # build/bin/SERIES[-shared]: the contract for tools, the in-tree interpreter.
 
 define series_rules
-$(BUILD)/src/$(1)/.prepared: $(tarball.$(1)) $(sort $(wildcard patches/$(1)/*.patch)) probes.d scripts/prepare-source.sh
+$(BUILD)/src/$(1)/.prepared: $(tarball.$(1)) $(sort $(wildcard patches/$(1)/*.patch)) probes.d \
+		$(if $(filter python3.%,$(1)),$(MARKERS_C)) scripts/prepare-source.sh
 	$(fetch.$(1))
-	scripts/prepare-source.sh $(tarball.$(1)) patches/$(1) probes.d $(BUILD)/src/$(1)
+	scripts/prepare-source.sh $(tarball.$(1)) patches/$(1) probes.d $(BUILD)/src/$(1) \
+		$(if $(filter python3.%,$(1)),markers)
 	touch $$@
 
 $(BUILD)/obj/$(1)/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
@@ -286,7 +290,7 @@ RPMBUILD_FLAGS = --define '_topdir $(RPM_TOPDIR)' --define '_sourcedir $(RPM_TOP
 # What the packages are built from.  README is packaged too, as the examples'
 # documentation, but an edit to it alone does not rebuild them for make check
 # (make rpm always rebuilds).
-RPM_INPUTS := python.spec python.rpmlintrc probes.d LICENSE tapset/libpython.stp.in scripts/gen-tapset \
+RPM_INPUTS := python.spec python.rpmlintrc probes.d $(MARKERS_C) LICENSE tapset/libpython.stp.in scripts/gen-tapset \
 	scripts/usdt.py scripts/rpm-sources.sh $(wildcard patches/*/*.patch patches/*/markers) \
 	$(wildcard examples/*.stp examples/bpftrace/*.bt) examples/workload.py
 

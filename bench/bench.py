@@ -35,6 +35,7 @@ usage: bench.py [--phases build,text,callgrind,layout,wall,live,work] [--repeats
 """
 
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -153,8 +154,11 @@ def source_tree(py, kind):
     tarball = os.path.join(SOURCES, TARBALLS[py])
     if not os.path.exists(tarball):
         raise Unmeasured("%s is missing (make sources)" % tarball)
+    # The 3.x patches include the marker C of markers/
+    markers = [os.path.join(REPO, "markers")] if py.startswith("3.") else []
     inputs = [tarball] + (patches(py) + [os.path.join(REPO, "probes.d"),
-                                         os.path.join(REPO, "scripts", "prepare-source.sh")]
+                                         os.path.join(REPO, "scripts", "prepare-source.sh")] +
+                          sorted(glob.glob(os.path.join(REPO, "markers", "*")) if markers else [])
                           if kind == "patched" else [])
     key = digest(inputs, [])
     # "pristine" and "patchset": names of equal length, so that the paths
@@ -169,7 +173,7 @@ def source_tree(py, kind):
     if kind == "patched":
         run([os.path.join(REPO, "scripts", "prepare-source.sh"), tarball,
              os.path.join(REPO, "patches", "python" + py),
-             os.path.join(REPO, "probes.d"), dest])
+             os.path.join(REPO, "probes.d"), dest] + markers)
     else:
         shutil.rmtree(dest, ignore_errors=True)
         tmp = dest + ".tmp"

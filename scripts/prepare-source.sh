@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Unpack a pristine CPython tarball, apply a patch series and install the
-# provider, probes.d, as the tree's Include/pydtrace.d.
+# provider, probes.d, as the tree's Include/pydtrace.d, and for a 3.x series
+# the marker C that its patches include (markers/: pycore_dtrace.h as
+# Include/internal/pycore_dtrace.h, dtrace_markers.c.h as
+# Python/dtrace_markers.c.h).
 #
-# usage: prepare-source.sh TARBALL PATCHDIR PROBES_D DESTDIR
+# usage: prepare-source.sh TARBALL PATCHDIR PROBES_D DESTDIR [MARKERS_DIR]
 #
 # The patches of PATCHDIR apply in file-name order (NNNN-*.patch).  DESTDIR
 # is replaced only when everything succeeded.
@@ -10,12 +13,18 @@ set -euo pipefail
 
 die() { printf 'prepare-source: %s\n' "$*" >&2; exit 1; }
 
-[ $# -eq 4 ] || die "usage: prepare-source.sh TARBALL PATCHDIR PROBES_D DESTDIR"
-tarball=$1 patchdir=$2 probes=$3 dest=$4
+[ $# -eq 4 ] || [ $# -eq 5 ] ||
+    die "usage: prepare-source.sh TARBALL PATCHDIR PROBES_D DESTDIR [MARKERS_DIR]"
+tarball=$1 patchdir=$2 probes=$3 dest=$4 markers=${5:-}
 
 [ -r "$tarball" ] || die "no tarball $tarball (run 'make sources')"
 [ -d "$patchdir" ] || die "no patch directory $patchdir"
 [ -r "$probes" ] || die "no provider $probes"
+if [ -n "$markers" ]; then
+    for f in pycore_dtrace.h dtrace_markers.c.h; do
+        [ -r "$markers/$f" ] || die "no marker C $markers/$f"
+    done
+fi
 
 tmp="$dest.tmp"
 rm -rf "$tmp"
@@ -30,6 +39,11 @@ for p in "$patchdir"/*.patch; do
         die "$p does not apply to $tarball"
 done
 cp "$probes" "$tmp/Include/pydtrace.d"
+if [ -n "$markers" ]; then
+    [ -d "$tmp/Include/internal" ] || die "$tarball has no Include/internal: not a CPython 3 tree"
+    cp "$markers/pycore_dtrace.h" "$tmp/Include/internal/pycore_dtrace.h"
+    cp "$markers/dtrace_markers.c.h" "$tmp/Python/dtrace_markers.c.h"
+fi
 
 rm -rf "$dest"
 mv "$tmp" "$dest"

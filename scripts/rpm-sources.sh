@@ -9,7 +9,7 @@
 #   SERIES-NNNN-NAME.patch          patches/SERIES/NNNN-NAME.patch
 #   SERIES.markers                  patches/SERIES/markers
 #   anything else                   the one file of that name in the
-#                                   checkout's ., scripts, tapset, examples
+#                                   checkout's ., scripts, tapset, markers, examples
 #                                   or examples/bpftrace
 # DESTDIR is emptied first, so it holds exactly the spec's sources.  A name
 # the spec lists and the checkout lacks (or has twice) is an error.
@@ -40,7 +40,7 @@ origin() {
             printf '%s\n' "$top/patches/${name%.markers}/markers"
             return ;;
     esac
-    for dir in . scripts tapset examples examples/bpftrace; do
+    for dir in . scripts tapset markers examples examples/bpftrace; do
         [ -f "$top/$dir/$name" ] && found+=("$top/$dir/$name")
     done
     [ ${#found[@]} -eq 1 ] ||

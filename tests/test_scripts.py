@@ -64,3 +64,50 @@ def test_patch_that_does_not_apply_is_reported(tmp_path):
     assert "0001-bad.patch does not apply" in proc.stderr
     assert not dest.exists()
     assert not (tmp_path / "tree.tmp").exists()
+
+
+def _tiny_tarball(tmp_path, internal):
+    src = tmp_path / "Python-0.0"
+    (src / "Include").mkdir(parents=True)
+    (src / "Python").mkdir()
+    if internal:
+        (src / "Include" / "internal").mkdir()
+    tarball = tmp_path / "Python-0.0.tgz"
+    with tarfile.open(str(tarball), "w:gz") as t:
+        t.add(str(src), arcname="Python-0.0")
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    return tarball, patches
+
+
+def test_marker_c_is_installed_into_a_3x_tree(tmp_path):
+    tarball, patches = _tiny_tarball(tmp_path, internal=True)
+    dest = tmp_path / "tree"
+    markers = os.path.join(harness.REPO, "markers")
+    proc = run(PREPARE, str(tarball), str(patches), harness.PROBES_D, str(dest), markers)
+    assert proc.returncode == 0, proc.stderr
+    for name, where in (("pycore_dtrace.h", "Include/internal"),
+                        ("dtrace_markers.c.h", "Python")):
+        with open(os.path.join(markers, name)) as f:
+            assert (dest / where / name).read_text() == f.read()
+
+
+def test_missing_marker_c_is_reported(tmp_path):
+    tarball, patches = _tiny_tarball(tmp_path, internal=True)
+    empty = tmp_path / "markers"
+    empty.mkdir()
+    dest = tmp_path / "tree"
+    proc = run(PREPARE, str(tarball), str(patches), harness.PROBES_D, str(dest), str(empty))
+    assert proc.returncode != 0
+    assert "no marker C %s/pycore_dtrace.h" % empty in proc.stderr
+    assert not dest.exists()
+
+
+def test_marker_c_needs_a_3x_tree(tmp_path):
+    tarball, patches = _tiny_tarball(tmp_path, internal=False)
+    dest = tmp_path / "tree"
+    proc = run(PREPARE, str(tarball), str(patches), harness.PROBES_D, str(dest),
+               os.path.join(harness.REPO, "markers"))
+    assert proc.returncode != 0
+    assert "not a CPython 3 tree" in proc.stderr
+    assert not dest.exists()

@@ -1,6 +1,6 @@
 """The marker sites on x86-64 follow libbpf usdt.h's convention: a 1-byte nop
 where the note points, then a 10-byte nop (patches/python2.7/0002,
-patches/python3.13/0004).  Consumers attach at the note and put an int3
+patches/python3.13/0005).  Consumers attach at the note and put an int3
 uprobe on the 1-byte nop; a 5-byte nop there would be optimized by Linux
 6.18 into a CALL that kills forked children (test_fork.py).  Here:
 readelf and eu-readelf agree on every note, objdump decodes the two nops at

@@ -1,0 +1,798 @@
+/* The static markers of the "python" provider (python-systemtap's
+ * probes.d): the C that fires them, in one copy.
+ *
+ * Two includers:
+ *
+ * - CPython 3.13+ with python-systemtap's patches: the build installs this
+ *   file as Python/dtrace_markers.c.h, and Python/legacy_tracing.c includes
+ *   it (Py_BUILD_CORE, WITH_DTRACE).  Everything below is used there.
+ *
+ * - A module that fires the same markers from sys.monitoring callbacks
+ *   (no Py_BUILD_CORE): only the first part, the markers' arguments, on
+ *   the public and unstable C API.  It defines, before including this file,
+ *   the PyDTrace_* macros of its own header made from probes.d, and
+ *   DTRACE_ID(NAME), a str "NAME" that lives as long as the interpreter.
+ *
+ * The helpers never raise and leave any exception being propagated as it
+ * was: a name that is not available as a C string is passed as NULL.
+ */
+
+#ifdef Py_BUILD_CORE
+#  include "pycore_code.h"        // _PyCoMonitoringData
+#  include "pycore_dtrace.h"      // PyDTrace_LINE(), _PyDTrace_Update()
+#  include "pycore_pyerrors.h"    // _PyErr_GetRaisedException()
+#  include "pycore_pystate.h"     // HEAD_LOCK()
+#  include "pycore_runtime.h"     // _Py_ID()
+#  if PY_VERSION_HEX >= 0x030E0000
+#    include "pycore_interpframe.h" // _PyFrame_GetBytecode()
+#  else
+#    include "pycore_frame.h"     // _PyFrame_GetCode()
+#  endif
+#  define DTRACE_ID(NAME) (&_Py_ID(NAME))
+#endif
+
+/* The bytes of a code unit: offsets in code units times this are the
+   bytes offsets of the C API (sizeof(_Py_CODEUNIT), an internal type) */
+#ifdef Py_BUILD_CORE
+#  define DTRACE_CODEUNIT_SIZE ((int)sizeof(_Py_CODEUNIT))
+#else
+#  define DTRACE_CODEUNIT_SIZE 2
+#endif
+
+#include <string.h>               // strrchr()
+
+
+/* --- The markers' arguments ----------------------------------------- */
+
+/* The UTF-8 bytes of a str, or NULL.  Valid as long as the object is. */
+static inline const char *
+dtrace_string(PyObject *o)
+{
+    if (o == NULL || !PyUnicode_Check(o)) {
+        return NULL;
+    }
+    if (PyUnicode_IS_ASCII(o)) {
+        return (const char *)PyUnicode_DATA(o);
+    }
+    /* May raise (lone surrogates); the caller restores the error state */
+    return PyUnicode_AsUTF8(o);
+}
+
+/* The __name__ of a frame's globals: the module of its code (not the
+   function's __module__, which functools.wraps copies from the function
+   it wraps).  *ref holds a strong reference to it, or NULL. */
+static const char *
+dtrace_module_name(PyObject *globals, PyObject **ref)
+{
+    *ref = NULL;
+    if (globals == NULL || !PyDict_Check(globals)) {
+        return NULL;
+    }
+    if (PyDict_GetItemRef(globals, DTRACE_ID(__name__), ref) <= 0) {
+        return NULL;
+    }
+    return dtrace_string(*ref);
+}
+
+/* The module a type reports as its __module__: for a heap type, its
+   dict's __module__ (a strong reference in *ref); for a static type, the
+   part of tp_name before its last dot, copied into buf. */
+static const char *
+dtrace_type_module(PyTypeObject *type, char *buf, size_t size,
+                   PyObject **ref)
+{
+    *ref = NULL;
+    if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+        PyObject *dict = type->tp_dict;
+        if (dict == NULL ||
+            PyDict_GetItemRef(dict, DTRACE_ID(__module__), ref) <= 0) {
+            return NULL;
+        }
+        return dtrace_string(*ref);
+    }
+    const char *dot = strrchr(type->tp_name, '.');
+    if (dot == NULL) {
+        return "builtins";
+    }
+    size_t n = (size_t)(dot - type->tp_name);
+    if (n >= size) {
+        n = size - 1;
+    }
+    memcpy(buf, type->tp_name, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The line of the code unit at offset in code, as frame.f_lineno gives it
+ * (PyCode_Addr2Line()).  That scans the line table from its start: on
+ * every return from a long function, or C call in one, more work than the
+ * rest of the event.  So each code object that fires a marker gets the
+ * line of each of its code units in its co_extra, computed in one pass the
+ * first time: four bytes per code unit, as much as instrumentation's own
+ * tables.  *lines_index is 1 + the co_extra index (0: none requested yet,
+ * -1: none available).  The free-threaded build computes each line every
+ * time: co_extra is not thread-safe there. */
+#ifndef Py_GIL_DISABLED
+/* lines[i] for each code unit i of code (n of them), -1 where none */
+static int
+dtrace_fill_lines(PyCodeObject *code, int *lines, int n)
+{
+#ifdef Py_BUILD_CORE
+    PyCodeAddressRange range;
+    _PyCode_InitAddressRange(code, &range);
+    for (int i = 0; i < n; i++) {
+        lines[i] = _PyCode_CheckLineNumber(i * DTRACE_CODEUNIT_SIZE,
+                                           &range);
+    }
+    return 0;
+#else
+    for (int i = 0; i < n; i++) {
+        lines[i] = -1;
+    }
+    PyObject *ranges = PyObject_CallMethod((PyObject *)code, "co_lines",
+                                           NULL);
+    if (ranges == NULL) {
+        return -1;
+    }
+    PyObject *item;
+    while ((item = PyIter_Next(ranges)) != NULL) {
+        int start, end, line = -1;
+        PyObject *line_obj;
+        int ok = PyArg_ParseTuple(item, "iiO", &start, &end, &line_obj);
+        Py_DECREF(item);
+        if (!ok) {
+            break;
+        }
+        if (line_obj != Py_None) {
+            line = PyLong_AsInt(line_obj);
+        }
+        for (int i = start / DTRACE_CODEUNIT_SIZE;
+             i >= 0 && i < n && i < end / DTRACE_CODEUNIT_SIZE; i++) {
+            lines[i] = line;
+        }
+    }
+    Py_DECREF(ranges);
+    return PyErr_Occurred() ? -1 : 0;
+#endif
+}
+
+static int *
+dtrace_lines(PyCodeObject *code, Py_ssize_t index)
+{
+    void *extra = NULL;
+    (void)PyUnstable_Code_GetExtra((PyObject *)code, index, &extra);
+    if (extra != NULL) {
+        return (int *)extra;
+    }
+    int n = (int)Py_SIZE(code);
+    int *lines = PyMem_Malloc(n * sizeof(int));
+    if (lines == NULL) {
+        return NULL;
+    }
+    /* On failure the caller restores the error state */
+    if (dtrace_fill_lines(code, lines, n) < 0 ||
+        PyUnstable_Code_SetExtra((PyObject *)code, index, lines) < 0) {
+        PyMem_Free(lines);
+        return NULL;
+    }
+    return lines;
+}
+#endif
+
+/* Whether code keeps a line per instruction (LINE events instrumented):
+   PyCode_Addr2Line() reads that then, without a scan */
+static inline int
+dtrace_lines_instrumented(PyCodeObject *code)
+{
+#ifdef Py_BUILD_CORE
+    return code->_co_monitoring != NULL && code->_co_monitoring->lines != NULL;
+#else
+    (void)code;
+    return 0;
+#endif
+}
+
+static int
+dtrace_line(Py_ssize_t *lines_index, PyCodeObject *code, int offset)
+{
+#ifndef Py_GIL_DISABLED
+    if (*lines_index == 0) {
+        Py_ssize_t i = PyUnstable_Eval_RequestCodeExtraIndex(PyMem_Free);
+        *lines_index = i < 0 ? -1 : i + 1;
+    }
+    if (*lines_index > 0 && offset >= 0 && offset < Py_SIZE(code) &&
+        !dtrace_lines_instrumented(code)) {
+        int *lines = dtrace_lines(code, *lines_index - 1);
+        if (lines != NULL) {
+            return lines[offset];
+        }
+    }
+#else
+    (void)lines_index;
+#endif
+    return PyCode_Addr2Line(code, offset * DTRACE_CODEUNIT_SIZE);
+}
+
+/* function__entry or function__return of the code running in a frame,
+   stopped at offset (in code units), with the frame's globals. */
+static void
+dtrace_function(int entry, PyCodeObject *code, int offset, PyObject *globals,
+                Py_ssize_t *lines_index)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    const char *filename = dtrace_string(code->co_filename);
+    const char *funcname = dtrace_string(code->co_name);
+    int lineno = dtrace_line(lines_index, code, offset);
+    PyObject *name;
+    const char *module = dtrace_module_name(globals, &name);
+    if (entry) {
+        PyDTrace_FUNCTION_ENTRY(filename, funcname, lineno, module);
+    }
+    else {
+        PyDTrace_FUNCTION_RETURN(filename, funcname, lineno, module);
+    }
+    Py_XDECREF(name);
+    PyErr_SetRaisedException(exc);
+}
+
+/* A C function, as the profiler's c_call, c_return and c_exception events
+   report it. */
+struct dtrace_cfunction {
+    PyMethodDef *def;
+    PyObject *module;            /* its m_module (borrowed), or NULL */
+    PyTypeObject *owner_type;    /* the type that defines a method, or NULL */
+};
+
+/* The type in type's MRO whose methods include def: a method of a C type
+   called on an instance of a Python subclass is the C type's. */
+static PyTypeObject *
+dtrace_defining_type(PyTypeObject *type, PyMethodDef *def)
+{
+    PyObject *mro = type->tp_mro;
+    if (mro == NULL || !PyTuple_Check(mro)) {
+        return type;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); i++) {
+        PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+        for (PyMethodDef *m = t->tp_methods; m != NULL && m->ml_name; m++) {
+            if (m == def) {
+                return t;
+            }
+        }
+    }
+    return type;
+}
+
+/* Whether a call of callable, with self_arg its first argument (NULL:
+   none), calls into C; then *f is the C function.  Not for a method
+   descriptor that does not apply to its first argument: the call raises
+   before it runs, and the profiler sees no event of it. */
+static int
+dtrace_cfunction_of(PyObject *callable, PyObject *self_arg,
+                    struct dtrace_cfunction *f)
+{
+    if (Py_TYPE(callable) == &PyMethod_Type) {
+        callable = PyMethod_GET_FUNCTION(callable);
+    }
+    f->module = NULL;
+    f->owner_type = NULL;
+    if (PyCFunction_Check(callable)) {
+        PyCFunctionObject *func = (PyCFunctionObject *)callable;
+        f->def = func->m_ml;
+        f->module = func->m_module;
+        if (func->m_self != NULL && !PyModule_Check(func->m_self)) {
+            f->owner_type = dtrace_defining_type(Py_TYPE(func->m_self),
+                                                 f->def);
+        }
+        return 1;
+    }
+    if (Py_TYPE(callable) != &PyMethodDescr_Type || self_arg == NULL) {
+        return 0;
+    }
+    f->owner_type = PyDescr_TYPE(callable);
+    if (!PyObject_TypeCheck(self_arg, f->owner_type)) {
+        return 0;
+    }
+    f->def = ((PyMethodDescrObject *)callable)->d_method;
+    return 1;
+}
+
+/* cfunction__entry or cfunction__return of a call of f, from the code
+   running in a frame stopped at offset (in code units). */
+static void
+dtrace_cfunction(int entry, struct dtrace_cfunction *f, PyCodeObject *code,
+                 int offset, Py_ssize_t *lines_index)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    char buf[128];
+    const char *module = NULL;
+    PyObject *module_ref = NULL;
+    if (f->module != NULL && f->module != Py_None) {
+        module = dtrace_string(f->module);
+    }
+    else if (f->owner_type != NULL) {
+        module = dtrace_type_module(f->owner_type, buf, sizeof(buf),
+                                    &module_ref);
+    }
+    const char *filename = dtrace_string(code->co_filename);
+    int lineno = dtrace_line(lines_index, code, offset);
+    if (entry) {
+        PyDTrace_CFUNCTION_ENTRY(filename, f->def->ml_name, lineno, module);
+    }
+    else {
+        PyDTrace_CFUNCTION_RETURN(filename, f->def->ml_name, lineno, module);
+    }
+    Py_XDECREF(module_ref);
+    PyErr_SetRaisedException(exc);
+}
+
+
+#ifdef Py_BUILD_CORE
+/* --- The interpreter: its profile and trace hooks -------------------- */
+/*
+ * The function, cfunction and line markers fire from the hooks of
+ * Python/legacy_tracing.c, where sys.setprofile and sys.settrace see their
+ * events, so they see exactly those events, with the same values.  While a
+ * consumer is attached to one of them, _PyDTrace_Update() turns the hooks
+ * on for the whole interpreter, just as a profile or trace function in
+ * some thread would; while none is, the code is not instrumented and the
+ * markers cost nothing.  While no thread profiles and no other tool wants
+ * them, the events skip the hooks: call_instrumentation_vector() hands them
+ * to _PyDTrace_Take().  What the hooks do for the profiler they do only
+ * while a thread profiles, and a tool that comes while a call is in flight
+ * sees no more of it than it would without the markers: the program's own
+ * profilers, tracers and tools see what they would see untraced.
+ */
+
+/* Of Python/legacy_tracing.c, which includes this file */
+static int setup_profile_callbacks(void *);
+static int setup_trace_callbacks(void *);
+static int set_monitoring_profile_events(PyInterpreterState *interp);
+static int set_monitoring_trace_events(PyInterpreterState *interp);
+
+/* What differs between the versions of the interpreter */
+
+/* The frame runs no code of its own (an entry frame of the C stack) */
+static inline int
+dtrace_frame_is_shim(_PyInterpreterFrame *frame)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    return frame->owner >= FRAME_OWNED_BY_INTERPRETER;
+#else
+    return frame->owner == FRAME_OWNED_BY_CSTACK;
+#endif
+}
+
+/* The first code unit of the bytecode a frame runs */
+static inline _Py_CODEUNIT *
+dtrace_frame_bytecode(_PyInterpreterFrame *frame)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    return _PyFrame_GetBytecode(frame);
+#else
+    return _PyCode_CODE(_PyFrame_GetCode(frame));
+#endif
+}
+
+/* The opcode at offset in code, not instrumented or specialized */
+static inline int
+dtrace_base_opcode(PyCodeObject *code, int offset)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    return _Py_GetBaseCodeUnit(code, offset).op.code;
+#else
+    return _Py_GetBaseOpcode(code, offset);
+#endif
+}
+
+/* interp->dtrace_profiling and dtrace_tracing change with the world
+   stopped, and are read with it running (free-threaded build) */
+static inline int
+dtrace_profiling(PyInterpreterState *interp)
+{
+    return _Py_atomic_load_int_relaxed(&interp->dtrace_profiling);
+}
+
+static inline int
+dtrace_tracing(PyInterpreterState *interp)
+{
+    return _Py_atomic_load_int_relaxed(&interp->dtrace_tracing);
+}
+
+static inline int
+dtrace_profiled(PyInterpreterState *interp)
+{
+    return _Py_atomic_load_ssize_relaxed(&interp->sys_profiling_threads) != 0;
+}
+
+/* Fire a function marker for a frame stopped at offset, or with its
+   consumer gone, see whether the hooks can be turned off. */
+static void
+dtrace_frame_event(PyThreadState *tstate, int entry,
+                   _PyInterpreterFrame *frame, int offset)
+{
+    if (entry ? PyDTrace_FUNCTION_ENTRY_ENABLED()
+              : PyDTrace_FUNCTION_RETURN_ENABLED()) {
+        dtrace_function(entry, _PyFrame_GetCode(frame), offset,
+                        frame->f_globals,
+                        &tstate->interp->dtrace_lines_index);
+    }
+    else if (dtrace_profiling(tstate->interp)) {
+        _PyDTrace_Update(tstate);
+    }
+}
+
+/* The same for a call into C (CALL, C_RETURN, C_RAISE), from the running
+   frame; self_arg NULL or &_PyInstrumentation_MISSING: none. */
+static void
+dtrace_call_event(PyThreadState *tstate, int entry,
+                  PyObject *callable, PyObject *self_arg)
+{
+    if (!(entry ? PyDTrace_CFUNCTION_ENTRY_ENABLED()
+                : PyDTrace_CFUNCTION_RETURN_ENABLED())) {
+        if (dtrace_profiling(tstate->interp)) {
+            _PyDTrace_Update(tstate);
+        }
+        return;
+    }
+    if (self_arg == &_PyInstrumentation_MISSING) {
+        self_arg = NULL;
+    }
+    struct dtrace_cfunction f;
+    if (!dtrace_cfunction_of(callable, self_arg, &f)) {
+        return;
+    }
+    _PyInterpreterFrame *frame = _PyEval_GetFrame();
+    if (frame == NULL) {
+        return;
+    }
+    dtrace_cfunction(entry, &f, _PyFrame_GetCode(frame),
+                     _PyInterpreterFrame_LASTI(frame),
+                     &tstate->interp->dtrace_lines_index);
+}
+
+/* The profile hooks of frame events (sys_profile_start() and the like):
+   the function marker of the running frame, at its own instruction (for
+   PY_UNWIND not the one the event is reported at). */
+static inline void
+dtrace_function_hook(int entry)
+{
+    _PyInterpreterFrame *frame = _PyEval_GetFrame();
+    if (frame != NULL) {
+        dtrace_frame_event(_PyThreadState_GET(), entry, frame,
+                           _PyInterpreterFrame_LASTI(frame));
+    }
+}
+
+/* The profile hook of call events (sys_profile_call_or_return()): the
+   cfunction marker.  Returns whether only the markers turned the hook on:
+   then nothing else is to be done (without them there would be no hook to
+   convert a descriptor, which may raise). */
+static inline int
+dtrace_call_hook(int entry, PyObject *callable, PyObject *self_arg)
+{
+    PyThreadState *tstate = _PyThreadState_GET();
+    dtrace_call_event(tstate, entry, callable, self_arg);
+    return !dtrace_profiled(tstate->interp);
+}
+
+/* The line marker, from where sys.settrace's line events come: LINE
+   events (_Py_call_instrumentation_line() calls this directly, as it calls
+   the trace function) and backward jumps (sys_trace_jump_func()). */
+void
+_PyDTrace_Line(PyThreadState *tstate, PyCodeObject *code, int line)
+{
+    if (PyDTrace_LINE_ENABLED()) {
+        PyObject *exc = _PyErr_GetRaisedException(tstate);
+        PyDTrace_LINE(dtrace_string(code->co_filename),
+                      dtrace_string(code->co_name), line);
+        _PyErr_SetRaisedException(tstate, exc);
+    }
+    else if (dtrace_tracing(tstate->interp)) {
+        _PyDTrace_Update(tstate);
+    }
+}
+
+/* An event of PEP 669 that only the markers take: fire the function or
+   cfunction marker its profile hook would, without boxing the offset and
+   calling the hook.  Returns 0, and fires nothing, for the events that
+   are not the markers'. */
+static int
+dtrace_event(PyThreadState *tstate, int event, _PyInterpreterFrame *frame,
+             PyObject *callable, PyObject *self_arg)
+{
+    switch (event) {
+        case PY_MONITORING_EVENT_PY_START:
+        case PY_MONITORING_EVENT_PY_RESUME:
+        case PY_MONITORING_EVENT_PY_THROW:
+            dtrace_frame_event(tstate, 1, frame,
+                               _PyInterpreterFrame_LASTI(frame));
+            return 1;
+        case PY_MONITORING_EVENT_PY_RETURN:
+        case PY_MONITORING_EVENT_PY_YIELD:
+        case PY_MONITORING_EVENT_PY_UNWIND:
+            dtrace_frame_event(tstate, 0, frame,
+                               _PyInterpreterFrame_LASTI(frame));
+            return 1;
+        case PY_MONITORING_EVENT_CALL:
+            dtrace_call_event(tstate, 1, callable, self_arg);
+            return 1;
+        case PY_MONITORING_EVENT_C_RETURN:
+        case PY_MONITORING_EVENT_C_RAISE:
+            dtrace_call_event(tstate, 0, callable, self_arg);
+            return 1;
+        default:
+            return 0;
+    }
+}
+
+/* Calls in flight.  The markers share the profile tool of sys.setprofile.
+   While they are its only user, a CALL instruction that they instrument
+   would, without them, run uninstrumented: then its C_RETURN or C_RAISE
+   reaches nobody, even the tools that came while the call was in flight.
+   So when the instrumentation changes, each such call in flight is marked
+   (in the thread state), and its end fires the markers alone. */
+
+static inline int
+dtrace_call_ends_with(int event)
+{
+    return (event == PY_MONITORING_EVENT_CALL ||
+            event == PY_MONITORING_EVENT_C_RETURN ||
+            event == PY_MONITORING_EVENT_C_RAISE);
+}
+
+static inline int
+dtrace_ends_a_call(int opcode)
+{
+    return (opcode == CALL || opcode == CALL_KW ||
+            opcode == CALL_FUNCTION_EX || opcode == LOAD_SUPER_ATTR);
+}
+
+/* Whether a call is still in flight: its frame is in ts's stack, stopped
+   at its instruction. */
+static int
+dtrace_in_flight(PyThreadState *ts, struct _PyDTrace_Call *call)
+{
+    for (_PyInterpreterFrame *f = ts->current_frame; f; f = f->previous) {
+        if (f == call->frame) {
+            return f->instr_ptr == call->instr;
+        }
+    }
+    return 0;
+}
+
+static void
+dtrace_mark_call(_PyThreadStateImpl *ts, _PyInterpreterFrame *frame,
+                 _Py_CODEUNIT *instr)
+{
+    for (int i = 0; i < ts->dtrace_calls_count; i++) {
+        if (ts->dtrace_calls[i].frame == frame &&
+            ts->dtrace_calls[i].instr == instr) {
+            return;
+        }
+    }
+    if (ts->dtrace_calls_count == ts->dtrace_calls_size) {
+        int size = ts->dtrace_calls_size ? 2 * ts->dtrace_calls_size : 8;
+        struct _PyDTrace_Call *calls = PyMem_RawRealloc(
+            ts->dtrace_calls, size * sizeof(struct _PyDTrace_Call));
+        if (calls == NULL) {
+            return;
+        }
+        ts->dtrace_calls = calls;
+        ts->dtrace_calls_size = size;
+    }
+    ts->dtrace_calls[ts->dtrace_calls_count].frame = frame;
+    ts->dtrace_calls[ts->dtrace_calls_count].instr = instr;
+    ts->dtrace_calls_count++;
+}
+
+/* Mark the calls in flight in C of a thread that only the markers
+   instrumented.  A frame is in a C call if it runs one of the instructions
+   that call, and no Python frame of its own call is above it. */
+static void
+dtrace_mark_calls_of(_PyThreadStateImpl *impl)
+{
+    _PyInterpreterFrame *above = NULL;
+    for (_PyInterpreterFrame *f = impl->base.current_frame; f != NULL;
+         above = f, f = f->previous) {
+        if (dtrace_frame_is_shim(f)) {
+            continue;
+        }
+        if (above != NULL && !dtrace_frame_is_shim(above)) {
+            continue;
+        }
+        PyCodeObject *code = _PyFrame_GetCode(f);
+        _PyCoMonitoringData *data = code->_co_monitoring;
+        int offset = (int)(f->instr_ptr - dtrace_frame_bytecode(f));
+        if (data == NULL || offset < 0 || offset >= Py_SIZE(code)) {
+            continue;
+        }
+        if (!dtrace_ends_a_call(dtrace_base_opcode(code, offset))) {
+            continue;
+        }
+        uint8_t tools = data->tools ? data->tools[offset] :
+            data->active_monitors.tools[PY_MONITORING_EVENT_CALL];
+        if (tools == (1 << PY_MONITORING_SYS_PROFILE_ID)) {
+            dtrace_mark_call(impl, f, f->instr_ptr);
+        }
+    }
+}
+
+/* Before a tool's events change, or a profiler comes: forget the marked
+   calls that are over, and mark the calls in flight in C that only the
+   markers instrumented. */
+void
+_PyDTrace_MarkCalls(PyInterpreterState *interp)
+{
+#if defined(Py_DEBUG) && defined(Py_GIL_DISABLED)
+    assert(interp->stoptheworld.world_stopped);
+#endif
+    /* As instrumented now, before the change */
+    int markers_only = interp->dtrace_calls_only;
+    HEAD_LOCK(&_PyRuntime);
+    for (PyThreadState *ts = interp->threads.head; ts; ts = ts->next) {
+        _PyThreadStateImpl *impl = (_PyThreadStateImpl *)ts;
+        int n = 0;
+        for (int i = 0; i < impl->dtrace_calls_count; i++) {
+            if (dtrace_in_flight(ts, &impl->dtrace_calls[i])) {
+                impl->dtrace_calls[n++] = impl->dtrace_calls[i];
+            }
+        }
+        impl->dtrace_calls_count = n;
+        if (markers_only) {
+            dtrace_mark_calls_of(impl);
+        }
+    }
+    HEAD_UNLOCK(&_PyRuntime);
+}
+
+/* Forget the mark of this call, if it had one; whether it had. */
+static int
+dtrace_unmark_call(PyThreadState *tstate, _PyInterpreterFrame *frame,
+                   _Py_CODEUNIT *instr)
+{
+    _PyThreadStateImpl *ts = (_PyThreadStateImpl *)tstate;
+    for (int i = ts->dtrace_calls_count - 1; i >= 0; i--) {
+        if (ts->dtrace_calls[i].frame == frame &&
+            ts->dtrace_calls[i].instr == instr) {
+            ts->dtrace_calls_count--;
+            memmove(&ts->dtrace_calls[i], &ts->dtrace_calls[i + 1],
+                    (ts->dtrace_calls_count - i) *
+                    sizeof(struct _PyDTrace_Call));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void
+_PyDTrace_ClearThread(PyThreadState *tstate)
+{
+    _PyThreadStateImpl *impl = (_PyThreadStateImpl *)tstate;
+    PyMem_RawFree(impl->dtrace_calls);
+    impl->dtrace_calls = NULL;
+    impl->dtrace_calls_count = 0;
+    impl->dtrace_calls_size = 0;
+}
+
+int
+_PyDTrace_Take(PyThreadState *tstate, int event, _PyInterpreterFrame *frame,
+               _Py_CODEUNIT *instr, int only_markers,
+               PyObject *callable, PyObject *self_arg)
+{
+    _PyThreadStateImpl *ts = (_PyThreadStateImpl *)tstate;
+    if (ts->dtrace_calls_count != 0 && dtrace_call_ends_with(event)) {
+        /* A CALL only forgets a mark left by a call that did not end */
+        int marked = dtrace_unmark_call(tstate, frame, instr);
+        if (marked && event != PY_MONITORING_EVENT_CALL) {
+            /* The end of a call that only the markers instrumented */
+            (void)dtrace_event(tstate, event, frame, callable, self_arg);
+            return 1;
+        }
+    }
+    if (!only_markers) {
+        return 0;
+    }
+    PyInterpreterState *interp = tstate->interp;
+    if (!dtrace_profiling(interp) || dtrace_profiled(interp)) {
+        return 0;
+    }
+    return dtrace_event(tstate, event, frame, callable, self_arg);
+}
+
+int
+_PyDTrace_SetProfileEvents(PyInterpreterState *interp, uint32_t events)
+{
+    if (interp->sys_profiling_threads == 0) {
+        /* Only the markers: only the events their consumers want */
+        events = 0;
+        if (interp->dtrace_profiling & _PyDTrace_FUNCTIONS) {
+            events |= (1 << PY_MONITORING_EVENT_PY_START) |
+                      (1 << PY_MONITORING_EVENT_PY_RESUME) |
+                      (1 << PY_MONITORING_EVENT_PY_RETURN) |
+                      (1 << PY_MONITORING_EVENT_PY_YIELD) |
+                      (1 << PY_MONITORING_EVENT_PY_UNWIND) |
+                      (1 << PY_MONITORING_EVENT_PY_THROW);
+        }
+        if (interp->dtrace_profiling & _PyDTrace_CFUNCTIONS) {
+            events |= (1 << PY_MONITORING_EVENT_CALL);
+        }
+    }
+    else if (interp->dtrace_calls_only) {
+        /* A profiler comes, maybe with the same events: it must not see
+           the ends of the calls that only the markers saw begin */
+        _PyDTrace_MarkCalls(interp);
+    }
+    int ret = _PyMonitoring_SetEvents(PY_MONITORING_SYS_PROFILE_ID, events);
+    interp->dtrace_calls_only = (interp->sys_profiling_threads == 0 &&
+                                 (events & (1 << PY_MONITORING_EVENT_CALL)));
+    return ret;
+}
+
+/* Set one of the markers' reasons for the hooks (*state), with the world
+   stopped, and the tool's events that follow; back to the events of
+   before, as far as that goes, on failure. */
+static void
+dtrace_set_hooks(PyInterpreterState *interp, int *state, int value,
+                 int (*set_events)(PyInterpreterState *))
+{
+    int was = *state;
+    _PyEval_StopTheWorld(interp);
+    _Py_atomic_store_int_relaxed(state, value);
+    if (set_events(interp) < 0) {
+        _Py_atomic_store_int_relaxed(state, was);
+        (void)set_events(interp);
+    }
+    _PyEval_StartTheWorld(interp);
+}
+
+/* Follow the semaphores of the function, cfunction and line markers: turn
+   the profile hooks on while a consumer is attached to any of the first
+   four, the line and jump hooks while one is attached to the line marker,
+   and off again after.  Called where checking is cheap and rare: by RESUME
+   (whose specialization RESUME_CHECK leaves the fast path while a consumer
+   is attached, see _PyDTrace_Wanted()), when the eval breaker is handled,
+   and by the hooks themselves once their consumers are gone.  Returns
+   whether it turned hooks on or off. */
+int
+_PyDTrace_Update(PyThreadState *tstate)
+{
+    PyInterpreterState *interp = tstate->interp;
+    int profiling = 0;
+    if (PyDTrace_FUNCTION_ENTRY_ENABLED() ||
+        PyDTrace_FUNCTION_RETURN_ENABLED()) {
+        profiling |= _PyDTrace_FUNCTIONS;
+    }
+    if (PyDTrace_CFUNCTION_ENTRY_ENABLED() ||
+        PyDTrace_CFUNCTION_RETURN_ENABLED()) {
+        profiling |= _PyDTrace_CFUNCTIONS;
+    }
+    int tracing = PyDTrace_LINE_ENABLED() != 0;
+    int was_profiling = dtrace_profiling(interp);
+    int was_tracing = dtrace_tracing(interp);
+
+    if (profiling == was_profiling && tracing == was_tracing) {
+        return 0;
+    }
+    if (_PyInterpreterState_GetFinalizing(interp) != NULL) {
+        return 0;
+    }
+    PyObject *exc = _PyErr_GetRaisedException(tstate);
+    if (profiling != was_profiling &&
+        _PyOnceFlag_CallOnce(&interp->sys_profile_once_flag,
+                             setup_profile_callbacks, NULL) == 0) {
+        dtrace_set_hooks(interp, &interp->dtrace_profiling, profiling,
+                         set_monitoring_profile_events);
+    }
+    if (tracing != was_tracing &&
+        _PyOnceFlag_CallOnce(&interp->sys_trace_once_flag,
+                             setup_trace_callbacks, NULL) == 0) {
+        dtrace_set_hooks(interp, &interp->dtrace_tracing, tracing,
+                         set_monitoring_trace_events);
+    }
+    /* Failing to turn the markers on must not show in the program */
+    _PyErr_SetRaisedException(tstate, exc);
+    return (dtrace_profiling(interp) != was_profiling ||
+            dtrace_tracing(interp) != was_tracing);
+}
+#endif /* Py_BUILD_CORE */

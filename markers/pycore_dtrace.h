@@ -1,0 +1,97 @@
+/* The static markers of the interpreter (python-systemtap): what the
+   interpreter's hooks call, and the state they keep.  The build installs
+   this file as Include/internal/pycore_dtrace.h of each CPython 3.13+
+   tree; Python/dtrace_markers.c.h holds the code. */
+
+#ifndef Py_INTERNAL_DTRACE_H
+#define Py_INTERNAL_DTRACE_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef Py_BUILD_CORE
+#  error "this header requires Py_BUILD_CORE define"
+#endif
+
+#ifdef WITH_DTRACE
+
+#include "pydtrace.h"             // PyDTrace_LINE_ENABLED()
+#include "pycore_interp.h"        // PyInterpreterState
+#include "pycore_tstate.h"        // _PyThreadStateImpl
+
+/* interp->dtrace_profiling: which markers' consumers want the profile
+   hooks */
+#define _PyDTrace_FUNCTIONS 1   /* function__entry, function__return */
+#define _PyDTrace_CFUNCTIONS 2  /* cfunction__entry, cfunction__return */
+
+/* A C call in flight whose CALL instruction only the markers had
+   instrumented when a tool came: its end fires the markers alone */
+struct _PyDTrace_Call {
+    struct _PyInterpreterFrame *frame;
+    _Py_CODEUNIT *instr;
+};
+
+/* Whether a consumer is attached to the function__entry,
+   cfunction__entry or line marker: RESUME_CHECK leaves its fast path
+   then, and RESUME turns the markers' hooks on (_PyDTrace_Update()). */
+static inline int
+_PyDTrace_Wanted(void)
+{
+    return (PyDTrace_FUNCTION_ENTRY_ENABLED() |
+            PyDTrace_CFUNCTION_ENTRY_ENABLED() |
+            PyDTrace_LINE_ENABLED()) != 0;
+}
+
+/* Whether call_instrumentation_vector() must offer an event to
+   _PyDTrace_Take() before the tools: the markers alone turned the profile
+   hooks on, or this thread has calls in flight that they alone saw
+   begin. */
+static inline int
+_PyDTrace_MayTake(PyThreadState *tstate)
+{
+    if (((_PyThreadStateImpl *)tstate)->dtrace_calls_count != 0) {
+        return 1;
+    }
+    PyInterpreterState *interp = tstate->interp;
+    if (_Py_atomic_load_int_relaxed(&interp->dtrace_profiling) == 0) {
+        return 0;
+    }
+    return _Py_atomic_load_ssize_relaxed(&interp->sys_profiling_threads) == 0;
+}
+
+/* Turn the markers' hooks on or off as consumers come and go (RESUME,
+   the eval breaker).  Returns whether it did. */
+extern int _PyDTrace_Update(PyThreadState *tstate);
+
+/* The line marker, from the trace hooks' LINE and JUMP events */
+extern void _PyDTrace_Line(PyThreadState *tstate, PyCodeObject *code,
+                           int line);
+
+/* An event of instrumentation, before its tools: fire the markers alone
+   for an event that only they want (only_markers: the profile tool is the
+   instruction's only tool) or that ends a call only they saw begin.
+   callable and self_arg are a call event's arguments.  Returns whether
+   the event is taken: then no tool sees it. */
+extern int _PyDTrace_Take(PyThreadState *tstate, int event,
+                          struct _PyInterpreterFrame *frame,
+                          _Py_CODEUNIT *instr, int only_markers,
+                          PyObject *callable, PyObject *self_arg);
+
+/* The profile tool's events: the profilers' (events), or while no thread
+   profiles the markers' own; set them (_PyMonitoring_SetEvents()). */
+extern int _PyDTrace_SetProfileEvents(PyInterpreterState *interp,
+                                      uint32_t events);
+
+/* Before the instrumentation changes: mark the C calls in flight that
+   only the markers instrumented (world stopped) */
+extern void _PyDTrace_MarkCalls(PyInterpreterState *interp);
+
+/* A thread state is cleared */
+extern void _PyDTrace_ClearThread(PyThreadState *tstate);
+
+#endif /* WITH_DTRACE */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* !Py_INTERNAL_DTRACE_H */
