@@ -9,6 +9,8 @@
 #   make build-shared the same, --enable-shared (markers in libpython)
 #   make build-variants  Python 3.13 and 3.14 free-threaded and with the
 #                     tier-2 (JIT) interpreter: build/bin/python3.1X-ft, -jit
+#   make module       usdtmon, the markers from sys.monitoring, built for
+#                     3.13, 3.14 and 3.14-ft: build/module/BUILD/usdtmon
 #   make demo         set up, build, and trace a bundled workload with
 #                     bpftrace: its call tree and its hottest functions
 #   make check        set up, build everything, and run the test suite
@@ -64,7 +66,7 @@ RPMBUILD_PATH := $(shell command -v $(RPMBUILD) 2>/dev/null)
 RPM_TOPDIR := $(BUILD)/rpm
 RPM_STAMP := $(RPM_TOPDIR)/.built
 
-.PHONY: all setup sources build build-shared build-variants demo check check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
+.PHONY: all setup sources build build-shared build-variants module demo check check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
 .DELETE_ON_ERROR:
 
 all: build
@@ -156,6 +158,18 @@ $(foreach s,$(VARIANT_SERIES),$(foreach v,$(VARIANTS),$(eval $(call variant_rule
 
 build-variants: $(foreach s,$(VARIANT_SERIES),$(VARIANTS:%=$(BUILD)/bin/$(s)-%))
 
+# usdtmon (module/usdtmon): the markers from sys.monitoring, for a Python
+# that lacks them.  The tests load it into these builds, with every family
+# on (their own markers then stay untraced): build/module/BUILD/usdtmon.
+MODULE_BUILDS := python3.13 python3.14 python3.14-ft
+MODULE_INPUTS := $(wildcard module/usdtmon/*) probes.d $(MARKERS_C) scripts/build-module.sh
+
+$(BUILD)/module/%/.built: $(BUILD)/obj/%/.built $(MODULE_INPUTS)
+	scripts/build-module.sh $(BUILD)/bin/$* $(BUILD)/module/$*
+	touch $@
+
+module: $(MODULE_BUILDS:%=$(BUILD)/module/%/.built)
+
 # --- use and test ----------------------------------------------------------
 
 # make demo, make check and make bench first make the machine ready
@@ -171,7 +185,7 @@ check:
 	$(MAKE) check-ready
 
 # The RPMs (build/rpm/.built) build while the tests run (tests/test_rpm.py).
-check-ready: build build-shared build-variants tapset
+check-ready: build build-shared build-variants module tapset
 	$(if $(RPMBUILD_PATH),,@echo "make check: rpmbuild is not installed, tests/test_rpm.py will skip (apt-get install rpm rpmlint)")
 	$(PYTEST) -v -rs --durations=30 tests
 

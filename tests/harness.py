@@ -60,20 +60,64 @@ def builds():
 
 
 def series_of(build):
-    """python3.13-ft -> python3.13"""
-    return build.split("-", 1)[0]
+    """python3.13-ft -> python3.13, python3.14+usdtmon -> python3.14"""
+    return build.split("+", 1)[0].split("-", 1)[0]
+
+
+# usdtmon, the module that fires the markers from sys.monitoring: a build
+# "B+usdtmon" runs programs on build B with the module loaded (python -m
+# usdtmon) and firing every family (USDTMON_MARKERS=all), its markers in
+# its own shared object, which make module builds (build/module/B).
+MODULE = "usdtmon"
+MODULE_CLAIMS = os.path.join(REPO, "module", MODULE, "markers")
+
+
+def host_of(build):
+    """The interpreter's build: python3.14+usdtmon -> python3.14"""
+    return build.split("+", 1)[0]
+
+
+def is_module(build):
+    return build.endswith("+" + MODULE)
+
+
+def module_dir(build):
+    """The directory that holds the module's package for build."""
+    return os.path.join(BUILD, "module", host_of(build))
 
 
 def interpreter(build):
-    path = os.path.join(BUILD, "bin", build)
+    path = os.path.join(BUILD, "bin", host_of(build))
     if not os.path.exists(path):
         raise AssertionError("%s is missing: run 'make build'" % path)
     return path
 
 
+def command(build, program):
+    """The command that runs the Python file program on build."""
+    if is_module(build):
+        return [interpreter(build), "-m", MODULE, program]
+    return [interpreter(build), program]
+
+
+def environment(build):
+    """The environment programs run in on build."""
+    env = dict(os.environ)
+    if is_module(build):
+        env.update(PYTHONPATH=module_dir(build), USDTMON_MARKERS="all")
+    return env
+
+
 def marker_object(build):
-    """The ELF file holding the markers: libpython if the interpreter links
-    it dynamically, else the interpreter itself."""
+    """The ELF file holding the markers: the module's shared object, or
+    libpython if the interpreter links it dynamically, else the interpreter
+    itself."""
+    if is_module(build):
+        found = glob.glob(os.path.join(module_dir(build), MODULE, "_core.*.so"))
+        if len(found) != 1:
+            raise AssertionError("%s holds no one _core.*.so: run 'make module'"
+                                 % module_dir(build))
+        return found[0]
     python = os.path.realpath(interpreter(build))
     out = subprocess.run(["ldd", python], stdout=subprocess.PIPE,
                          universal_newlines=True).stdout
@@ -82,6 +126,8 @@ def marker_object(build):
 
 
 def claims(build):
+    if is_module(build):
+        return MODULE_CLAIMS
     return os.path.join(REPO, "patches", series_of(build), "markers")
 
 
@@ -255,9 +301,17 @@ class Bpftrace(object):
 
     def _script(self, d, build, script, pid="cpid"):
         """The script, filled in: @PID@ is the traced program's PID (cpid,
-        bpftrace's name for the program it starts with -c)."""
+        bpftrace's name for the program it starts with -c).  The probes of
+        markers the build does not claim are left out (bpftrace refuses a
+        probe without a site)."""
         with open(os.path.join(DATA, script + self.suffix)) as f:
             text = f.read()
+        import usdt
+        claimed = usdt.parse_claims(claims(build))
+        text = "\n\n".join(
+            block for block in text.split("\n\n")
+            if not re.match(r"usdt:@OBJECT@:python:(\w+)", block) or
+            re.match(r"usdt:@OBJECT@:python:(\w+)", block).group(1) in claimed)
         text = (text.replace("@OBJECT@", marker_object(build))
                     .replace("@DIRLEN@", str(len(d.path)))
                     .replace("@DIR@", d.path)
@@ -287,12 +341,12 @@ class Bpftrace(object):
         """Run fixture under script: its (thread id, event)s, oldest first."""
         with FixtureDir() as d:
             out = os.path.join(d.path, "out.txt")
-            command = [interpreter(build), os.path.join(d.path, fixture + ".py")]
-            if marker_object(build) == os.path.realpath(command[0]):
+            program = command(build, os.path.join(d.path, fixture + ".py"))
+            if marker_object(build) == os.path.realpath(program[0]):
                 bt = self._script(d, build, script)
                 with open(out, "w") as f:
                     proc = subprocess.run(
-                        ["bpftrace", "-c", " ".join(command), bt],
+                        ["bpftrace", "-c", " ".join(program), bt],
                         stdout=f, stderr=subprocess.PIPE, universal_newlines=True,
                         timeout=300, cwd=d.path, env=self.ENV)
                 return self._events(d, proc.returncode, proc.stderr, out)
@@ -302,22 +356,22 @@ class Bpftrace(object):
             # the library system-wide, and start the program held before
             # its exec: its PID is known to the script (@PID@) before it
             # loads anything.
-            program = Held(command, cwd=d.path)
+            held = Held(program, cwd=d.path, env=environment(build))
             try:
-                bt = self._script(d, build, script, program.pid)
+                bt = self._script(d, build, script, held.pid)
                 with open(out, "w") as f:
                     tracer = subprocess.Popen(
                         ["bpftrace", bt], stdout=f, stderr=subprocess.PIPE,
                         universal_newlines=True, env=self.ENV)
                 try:
                     self._wait_attached(tracer, out)
-                    assert program.release(timeout=300) == 0, "%s failed" % command
+                    assert held.release(timeout=300) == 0, "%s failed" % program
                     # Let bpftrace drain its buffers before it is stopped.
                     wait_until_still(out)
                 finally:
                     stderr = self.interrupt(tracer)
             finally:
-                program.kill()
+                held.kill()
             return self._events(d, tracer.returncode, stderr, out)
 
     @staticmethod

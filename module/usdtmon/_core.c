@@ -1,0 +1,678 @@
+/* usdtmon's core: the markers of the "python" provider (probes.d) on a
+ * stock CPython 3.13+, fired from sys.monitoring callbacks that are
+ * registered only while a consumer is attached.
+ *
+ * The markers' semaphores are this module's own: a consumer attaching to
+ * a marker of this shared object increments its semaphore here, in every
+ * process that maps it (one that maps it later, at its mmap).  A watcher
+ * thread of C, which takes the interpreter only when something changed,
+ * reads them every interval and registers with sys.monitoring the events
+ * whose markers are wanted; with none wanted, no tool id is held and no
+ * event is monitored.  The markers' arguments are computed by the same C
+ * as the patched interpreters' (markers/dtrace_markers.c.h).
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "probes.h"     /* dtrace -h of probes.d, with CPython's PyDTrace_ names */
+
+/* x86-64: each marker site is a 1-byte nop, where the note points, then a
+   10-byte nop: libbpf usdt.h's convention, as in the patched interpreters
+   (patches/python3.13/0005); never a 5-byte nop, which Linux 6.18 rewrites
+   into a CALL that a forked child inherits without its trampoline. */
+#if defined(__x86_64__) && defined(_SDT_NOP)
+#undef _SDT_NOP
+#define _SDT_NOP nop; .byte 0x66; .byte 0x2e; .byte 0x0f; .byte 0x1f; \
+    .byte 0x84; .byte 0x00; .byte 0x00; .byte 0x00; .byte 0x00; .byte 0x00
+#endif
+
+static PyObject *dtrace_id___name__;
+static PyObject *dtrace_id___module__;
+#define DTRACE_ID(NAME) dtrace_id_##NAME
+
+#include "dtrace_markers.c.h"
+
+/* The families of markers, as the Python part names them */
+#define FAMILY_FUNCTION  1      /* function__entry, function__return */
+#define FAMILY_CFUNCTION 2      /* cfunction__entry, cfunction__return */
+#define FAMILY_LINE      4      /* line */
+#define FAMILY_GC        8      /* gc__start, gc__done */
+#define FAMILY_ALL       15
+
+/* Tool ids no standard tool takes (0 debugger, 1 coverage, 2 profiler,
+   5 optimizer), in the order they are tried */
+static const int tool_ids[] = {4, 3};
+
+static struct {
+    /* Set at import, then only with the interpreter held */
+    int allowed;                /* the families this process may fire */
+    int on;                     /* the families registered now */
+    int tool_id;                /* held while on != 0, else -1 */
+    int told_no_tool;           /* the user was told no tool id was free */
+    Py_ssize_t lines_index;     /* dtrace_line()'s co_extra index */
+    PyObject *monitoring;       /* sys.monitoring */
+    PyObject *disable;          /* sys.monitoring.DISABLE */
+    PyObject *missing;          /* sys.monitoring.MISSING */
+    PyObject *gc_callbacks;     /* gc.callbacks */
+    PyObject *callbacks;        /* {event: callable} */
+    PyObject *gc_callback;
+
+    /* The watcher: interval, and its thread, stopped at exit */
+    long interval_ms;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    int running;
+    int stop;
+    int finalizing;             /* atexit ran: no more changes */
+} st = {.tool_id = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
+        .wake = PTHREAD_COND_INITIALIZER};
+
+/* The families whose consumers are attached, as the semaphores say */
+static int
+families_wanted(void)
+{
+    int wanted = 0;
+    if (PyDTrace_FUNCTION_ENTRY_ENABLED() || PyDTrace_FUNCTION_RETURN_ENABLED()) {
+        wanted |= FAMILY_FUNCTION;
+    }
+    if (PyDTrace_CFUNCTION_ENTRY_ENABLED() || PyDTrace_CFUNCTION_RETURN_ENABLED()) {
+        wanted |= FAMILY_CFUNCTION;
+    }
+    if (PyDTrace_LINE_ENABLED()) {
+        wanted |= FAMILY_LINE;
+    }
+    if (PyDTrace_GC_START_ENABLED() || PyDTrace_GC_DONE_ENABLED()) {
+        wanted |= FAMILY_GC;
+    }
+    return wanted & st.allowed;
+}
+
+
+/* --- The callbacks ---------------------------------------------------- */
+
+/* An offset in bytes (a callback's argument) in code units, or -1 */
+static int
+code_units(PyObject *offset)
+{
+    int bytes = PyLong_AsInt(offset);
+    if (bytes < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    return bytes / DTRACE_CODEUNIT_SIZE;
+}
+
+static void
+fire_function(int entry, PyObject *code, int offset)
+{
+    if (!PyCode_Check(code) || offset < 0) {
+        return;
+    }
+    PyObject *globals = PyEval_GetFrameGlobals();
+    dtrace_function(entry, (PyCodeObject *)code, offset, globals,
+                    &st.lines_index);
+    Py_XDECREF(globals);
+}
+
+/* PY_START, PY_RESUME, PY_THROW (code, offset, ...) */
+static PyObject *
+on_function_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (PyDTrace_FUNCTION_ENTRY_ENABLED() && nargs >= 2) {
+        fire_function(1, args[0], code_units(args[1]));
+    }
+    Py_RETURN_NONE;
+}
+
+/* PY_RETURN, PY_YIELD (code, offset, value) */
+static PyObject *
+on_function_return(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (PyDTrace_FUNCTION_RETURN_ENABLED() && nargs >= 2) {
+        fire_function(0, args[0], code_units(args[1]));
+    }
+    Py_RETURN_NONE;
+}
+
+/* PY_UNWIND (code, offset, exception): at the frame's own instruction, as
+   the profile hooks see it (the event's offset may be another) */
+static PyObject *
+on_function_unwind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (PyDTrace_FUNCTION_RETURN_ENABLED() && nargs >= 2) {
+        struct _PyInterpreterFrame *frame = PyThreadState_Get()->current_frame;
+        int offset = frame == NULL ? code_units(args[1]) :
+            PyUnstable_InterpreterFrame_GetLasti(frame) / DTRACE_CODEUNIT_SIZE;
+        fire_function(0, args[0], offset);
+    }
+    Py_RETURN_NONE;
+}
+
+static void
+fire_cfunction(int entry, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 4 || !PyCode_Check(args[0])) {
+        return;
+    }
+    PyObject *self_arg = args[3] == st.missing ? NULL : args[3];
+    struct dtrace_cfunction f;
+    if (!dtrace_cfunction_of(args[2], self_arg, &f)) {
+        return;
+    }
+    int offset = code_units(args[1]);
+    if (offset >= 0) {
+        dtrace_cfunction(entry, &f, (PyCodeObject *)args[0], offset,
+                         &st.lines_index);
+    }
+}
+
+/* CALL (code, offset, callable, arg0) */
+static PyObject *
+on_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (PyDTrace_CFUNCTION_ENTRY_ENABLED()) {
+        fire_cfunction(1, args, nargs);
+    }
+    Py_RETURN_NONE;
+}
+
+/* C_RETURN, C_RAISE (code, offset, callable, arg0) */
+static PyObject *
+on_call_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (PyDTrace_CFUNCTION_RETURN_ENABLED()) {
+        fire_cfunction(0, args, nargs);
+    }
+    Py_RETURN_NONE;
+}
+
+static void
+fire_line(PyCodeObject *code, int line)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    PyDTrace_LINE(dtrace_string(code->co_filename),
+                  dtrace_string(code->co_name), line);
+    PyErr_SetRaisedException(exc);
+}
+
+/* LINE (code, line) */
+static PyObject *
+on_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (PyDTrace_LINE_ENABLED() && nargs >= 2 && PyCode_Check(args[0])) {
+        int line = PyLong_AsInt(args[1]);
+        if (line == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        else {
+            fire_line((PyCodeObject *)args[0], line);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* JUMP (code, from, to): a backward jump within a line starts the line
+   again, as sys.settrace reports it; any other jump never will */
+static PyObject *
+on_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 3 || !PyCode_Check(args[0])) {
+        Py_RETURN_NONE;
+    }
+    PyCodeObject *code = (PyCodeObject *)args[0];
+    int from = code_units(args[1]);
+    int to = code_units(args[2]);
+    if (from < 0 || to < 0 || to > from) {
+        return Py_NewRef(st.disable);
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    int to_line = dtrace_line(&st.lines_index, code, to);
+    int from_line = dtrace_line(&st.lines_index, code, from);
+    PyErr_SetRaisedException(exc);
+    if (to_line != from_line) {
+        return Py_NewRef(st.disable);
+    }
+    if (PyDTrace_LINE_ENABLED()) {
+        fire_line(code, to_line);
+    }
+    Py_RETURN_NONE;
+}
+
+/* gc.callbacks: (phase, info) */
+static PyObject *
+on_gc(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1])) {
+        Py_RETURN_NONE;
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    if (PyUnicode_CompareWithASCIIString(args[0], "start") == 0) {
+        if (PyDTrace_GC_START_ENABLED()) {
+            PyObject *generation;
+            if (PyDict_GetItemStringRef(args[1], "generation", &generation) > 0) {
+                PyDTrace_GC_START(PyLong_AsInt(generation));
+                Py_DECREF(generation);
+            }
+        }
+    }
+    else if (PyDTrace_GC_DONE_ENABLED()) {
+        PyObject *collected, *uncollectable;
+        Py_ssize_t n = 0;
+        if (PyDict_GetItemStringRef(args[1], "collected", &collected) > 0) {
+            n += PyLong_AsSsize_t(collected);
+            Py_DECREF(collected);
+        }
+        if (PyDict_GetItemStringRef(args[1], "uncollectable", &uncollectable) > 0) {
+            n += PyLong_AsSsize_t(uncollectable);
+            Py_DECREF(uncollectable);
+        }
+        PyDTrace_GC_DONE(n);
+    }
+    PyErr_SetRaisedException(exc);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef callback_defs[] = {
+    {"function_entry", _PyCFunction_CAST(on_function_entry), METH_FASTCALL},
+    {"function_return", _PyCFunction_CAST(on_function_return), METH_FASTCALL},
+    {"function_unwind", _PyCFunction_CAST(on_function_unwind), METH_FASTCALL},
+    {"call", _PyCFunction_CAST(on_call), METH_FASTCALL},
+    {"call_end", _PyCFunction_CAST(on_call_end), METH_FASTCALL},
+    {"line", _PyCFunction_CAST(on_line), METH_FASTCALL},
+    {"jump", _PyCFunction_CAST(on_jump), METH_FASTCALL},
+    {"gc", _PyCFunction_CAST(on_gc), METH_FASTCALL},
+    {NULL}
+};
+
+/* Which callback takes which event, for which family */
+static const struct {
+    int event;
+    int family;
+    const char *callback;
+} event_defs[] = {
+    {PY_MONITORING_EVENT_PY_START, FAMILY_FUNCTION, "function_entry"},
+    {PY_MONITORING_EVENT_PY_RESUME, FAMILY_FUNCTION, "function_entry"},
+    {PY_MONITORING_EVENT_PY_THROW, FAMILY_FUNCTION, "function_entry"},
+    {PY_MONITORING_EVENT_PY_RETURN, FAMILY_FUNCTION, "function_return"},
+    {PY_MONITORING_EVENT_PY_YIELD, FAMILY_FUNCTION, "function_return"},
+    {PY_MONITORING_EVENT_PY_UNWIND, FAMILY_FUNCTION, "function_unwind"},
+    {PY_MONITORING_EVENT_CALL, FAMILY_CFUNCTION, "call"},
+    {PY_MONITORING_EVENT_C_RETURN, FAMILY_CFUNCTION, "call_end"},
+    {PY_MONITORING_EVENT_C_RAISE, FAMILY_CFUNCTION, "call_end"},
+    {PY_MONITORING_EVENT_LINE, FAMILY_LINE, "line"},
+    {PY_MONITORING_EVENT_JUMP, FAMILY_LINE, "jump"},
+};
+#define N_EVENTS (int)(sizeof(event_defs) / sizeof(event_defs[0]))
+
+
+/* --- Registration, with the interpreter held ---------------------------- */
+
+static void
+report(const char *what)
+{
+    /* Seen by the user, never by the program: stderr, and no exception */
+    PyObject *exc = PyErr_GetRaisedException();
+    fprintf(stderr, "usdtmon: %s", what);
+    if (exc != NULL) {
+        PyObject *text = PyObject_Str(exc);
+        const char *s = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
+        fprintf(stderr, ": %s", s != NULL ? s : "(unprintable error)");
+        Py_XDECREF(text);
+        PyErr_Clear();
+    }
+    fprintf(stderr, "\n");
+    Py_XDECREF(exc);
+}
+
+static int
+call_monitoring(const char *method, const char *format, ...)
+{
+    va_list va;
+    va_start(va, format);
+    PyObject *callable = PyObject_GetAttrString(st.monitoring, method);
+    PyObject *args = callable != NULL ? Py_VaBuildValue(format, va) : NULL;
+    va_end(va);
+    PyObject *result = args != NULL ? PyObject_CallObject(callable, args) : NULL;
+    Py_XDECREF(callable);
+    Py_XDECREF(args);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+static int
+claim_tool_id(void)
+{
+    for (size_t i = 0; i < sizeof(tool_ids) / sizeof(tool_ids[0]); i++) {
+        if (call_monitoring("use_tool_id", "(is)", tool_ids[i], "usdtmon") == 0) {
+            return tool_ids[i];
+        }
+        PyErr_Clear();
+    }
+    return -1;
+}
+
+/* Register the callbacks and events of the families wanted, and only
+   those; with none, give the tool id back.  Never raises. */
+static void
+apply(int wanted)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    int monitored = FAMILY_FUNCTION | FAMILY_CFUNCTION | FAMILY_LINE;
+    if ((wanted & monitored) != (st.on & monitored)) {
+        if ((wanted & monitored) && st.tool_id < 0) {
+            st.tool_id = claim_tool_id();
+            if (st.tool_id < 0) {
+                if (!st.told_no_tool) {
+                    report("no sys.monitoring tool id is free (3 and 4 are taken): "
+                           "the function, cfunction and line markers do not fire");
+                    st.told_no_tool = 1;
+                }
+                wanted &= ~monitored;
+            }
+        }
+        if (st.tool_id >= 0) {
+            int events = 0;
+            for (int i = 0; i < N_EVENTS; i++) {
+                int on = (wanted & event_defs[i].family) != 0;
+                PyObject *callback = on ? PyDict_GetItemString(
+                    st.callbacks, event_defs[i].callback) : Py_None;
+                if (call_monitoring("register_callback", "(iiO)", st.tool_id,
+                                    1 << event_defs[i].event, callback) < 0) {
+                    report("cannot register a sys.monitoring callback");
+                }
+                /* C_RETURN and C_RAISE come with CALL */
+                if (on && event_defs[i].event != PY_MONITORING_EVENT_C_RETURN &&
+                    event_defs[i].event != PY_MONITORING_EVENT_C_RAISE) {
+                    events |= 1 << event_defs[i].event;
+                }
+            }
+            if (call_monitoring("set_events", "(ii)", st.tool_id, events) < 0) {
+                report("cannot set the sys.monitoring events");
+            }
+            if (!(wanted & monitored)) {
+                if (call_monitoring("free_tool_id", "(i)", st.tool_id) < 0) {
+                    report("cannot free the sys.monitoring tool id");
+                }
+                st.tool_id = -1;
+            }
+        }
+    }
+    if ((wanted & FAMILY_GC) != (st.on & FAMILY_GC) && st.gc_callbacks != NULL) {
+        if (wanted & FAMILY_GC) {
+            if (PyList_Append(st.gc_callbacks, st.gc_callback) < 0) {
+                report("cannot add a gc callback");
+                wanted &= ~FAMILY_GC;
+            }
+        }
+        else {
+            PyObject *r = PyObject_CallMethod(st.gc_callbacks, "remove", "O",
+                                              st.gc_callback);
+            if (r == NULL) {
+                PyErr_Clear();  /* the program removed it itself */
+            }
+            Py_XDECREF(r);
+        }
+    }
+    st.on = wanted;
+    PyErr_SetRaisedException(exc);
+}
+
+
+/* --- The watcher --------------------------------------------------------- */
+
+static void *
+watch(void *unused)
+{
+    pthread_mutex_lock(&st.lock);
+    while (!st.stop) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += st.interval_ms / 1000;
+        deadline.tv_nsec += (st.interval_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        int rc = 0;
+        while (!st.stop && rc != ETIMEDOUT) {
+            rc = pthread_cond_timedwait(&st.wake, &st.lock, &deadline);
+        }
+        if (st.stop) {
+            break;
+        }
+        /* st.on changes only with the interpreter held; a stale read here
+           costs one more look below */
+        if (families_wanted() == st.on) {
+            continue;
+        }
+        pthread_mutex_unlock(&st.lock);
+        PyGILState_STATE gil = PyGILState_Ensure();
+        if (!st.finalizing) {
+            apply(families_wanted());
+        }
+        PyGILState_Release(gil);
+        pthread_mutex_lock(&st.lock);
+    }
+    st.running = 0;
+    pthread_mutex_unlock(&st.lock);
+    return NULL;
+}
+
+static int
+start_watcher(void)
+{
+    if (st.running) {
+        return 0;
+    }
+    st.stop = 0;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    int rc = pthread_create(&st.thread, &attr, watch, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        errno = rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    st.running = 1;
+    return 0;
+}
+
+/* Stop the watcher thread, with the interpreter held */
+static void
+stop_watcher(void)
+{
+    if (!st.running) {
+        return;
+    }
+    pthread_mutex_lock(&st.lock);
+    st.stop = 1;
+    pthread_cond_signal(&st.wake);
+    pthread_mutex_unlock(&st.lock);
+    /* The watcher may wait for the interpreter: let it go */
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(st.thread, NULL);
+    Py_END_ALLOW_THREADS
+    st.running = 0;
+}
+
+/* atexit: stop the watcher before the interpreter finalizes, and leave
+   sys.monitoring as it was */
+static PyObject *
+stop(PyObject *self, PyObject *unused)
+{
+    st.finalizing = 1;
+    stop_watcher();
+    apply(0);
+    Py_RETURN_NONE;
+}
+
+/* os.register_at_fork(before=...): no watcher thread at a fork, so that
+   os.fork() counts the program's own threads alone (its warning about
+   forking a multi-threaded process), and no lock is held by it */
+static PyObject *
+before_fork(PyObject *self, PyObject *unused)
+{
+    stop_watcher();
+    Py_RETURN_NONE;
+}
+
+static void
+restart_watcher(const char *where)
+{
+    if (st.finalizing) {
+        return;
+    }
+    apply(families_wanted());
+    if (start_watcher() < 0) {
+        PyErr_Clear();
+        report(where);
+    }
+}
+
+/* os.register_at_fork(after_in_parent=...) */
+static PyObject *
+after_fork_parent(PyObject *self, PyObject *unused)
+{
+    restart_watcher("cannot start the watcher again after a fork");
+    Py_RETURN_NONE;
+}
+
+/* os.register_at_fork(after_in_child=...): the child looks at its own
+   semaphores, with a watcher of its own */
+static PyObject *
+after_fork_child(PyObject *self, PyObject *unused)
+{
+    restart_watcher("cannot start the watcher in a forked child");
+    Py_RETURN_NONE;
+}
+
+/* start(families, interval_ms): fire the markers of these families, look
+   at the semaphores now and every interval_ms from now on */
+static PyObject *
+start(PyObject *self, PyObject *args)
+{
+    int families;
+    long interval_ms;
+    if (!PyArg_ParseTuple(args, "il", &families, &interval_ms)) {
+        return NULL;
+    }
+    if (interval_ms < 1) {
+        PyErr_SetString(PyExc_ValueError, "the interval must be at least 1 ms");
+        return NULL;
+    }
+    st.allowed = families & FAMILY_ALL;
+    st.interval_ms = interval_ms;
+    apply(families_wanted());
+    if (start_watcher() < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* state(): (families allowed, families on, tool id, watching) */
+static PyObject *
+state(PyObject *self, PyObject *unused)
+{
+    return Py_BuildValue("(iiii)", st.allowed, st.on, st.tool_id, st.running);
+}
+
+static PyMethodDef module_methods[] = {
+    {"start", start, METH_VARARGS,
+     "start(families, interval_ms): fire the markers of these families"},
+    {"stop", stop, METH_NOARGS, "stop watching and monitoring (atexit)"},
+    {"before_fork", before_fork, METH_NOARGS, "stop watching for a fork"},
+    {"after_fork_parent", after_fork_parent, METH_NOARGS, "watch again after a fork"},
+    {"after_fork_child", after_fork_child, METH_NOARGS, "watch in a forked child"},
+    {"state", state, METH_NOARGS,
+     "(families allowed, families on, tool id, watching)"},
+    {NULL}
+};
+
+static int
+exec_module(PyObject *module)
+{
+    if (st.monitoring != NULL) {
+        PyErr_SetString(PyExc_ImportError, "usdtmon._core is loaded once per process");
+        return -1;
+    }
+    dtrace_id___name__ = PyUnicode_InternFromString("__name__");
+    dtrace_id___module__ = PyUnicode_InternFromString("__module__");
+    if (dtrace_id___name__ == NULL || dtrace_id___module__ == NULL) {
+        return -1;
+    }
+    PyObject *sys = PyImport_ImportModule("sys");
+    if (sys == NULL) {
+        return -1;
+    }
+    st.monitoring = PyObject_GetAttrString(sys, "monitoring");
+    Py_DECREF(sys);
+    if (st.monitoring == NULL) {
+        return -1;
+    }
+    st.disable = PyObject_GetAttrString(st.monitoring, "DISABLE");
+    st.missing = PyObject_GetAttrString(st.monitoring, "MISSING");
+    if (st.disable == NULL || st.missing == NULL) {
+        return -1;
+    }
+    PyObject *gc = PyImport_ImportModule("gc");
+    if (gc == NULL) {
+        return -1;
+    }
+    st.gc_callbacks = PyObject_GetAttrString(gc, "callbacks");
+    Py_DECREF(gc);
+    if (st.gc_callbacks == NULL) {
+        return -1;
+    }
+    st.callbacks = PyDict_New();
+    if (st.callbacks == NULL) {
+        return -1;
+    }
+    for (PyMethodDef *def = callback_defs; def->ml_name != NULL; def++) {
+        PyObject *f = PyCFunction_NewEx(def, NULL, NULL);
+        if (f == NULL || PyDict_SetItemString(st.callbacks, def->ml_name, f) < 0) {
+            Py_XDECREF(f);
+            return -1;
+        }
+        Py_DECREF(f);
+    }
+    st.gc_callback = PyDict_GetItemString(st.callbacks, "gc");
+    Py_INCREF(st.gc_callback);
+    return 0;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, exec_module},
+    /* One watcher and one tool id per process: the main interpreter's */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#ifdef Py_GIL_DISABLED
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL}
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "usdtmon._core",
+    .m_doc = "The markers of the python provider from sys.monitoring.",
+    .m_size = 0,
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&module_def);
+}

@@ -1,0 +1,302 @@
+"""usdtmon, the markers from sys.monitoring (module/usdtmon), loaded into our
+3.13, 3.14 and 3.14-ft builds with every family on (USDTMON_MARKERS=all),
+gives the fixtures' expected outputs, the events of the markers it claims
+(module/usdtmon/markers); idle, it holds no tool id and monitors nothing;
+it comes and goes with its consumers, also while the main thread blocks;
+it never breaks the program: no free tool id, bad settings, forks."""
+
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+import harness
+import usdt
+
+MODULE_BUILDS = [b + "+" + harness.MODULE for b in ("python3.13", "python3.14", "python3.14-ft")
+                 if b in harness.builds()]
+CLAIMED = usdt.parse_claims(harness.MODULE_CLAIMS)
+
+# The fixtures each module build is compared on: every fixture with an
+# expected output in its series, under the script test_semantics.py uses.
+SCRIPT = {"line": "lines"}
+
+
+def fixture_cases():
+    for build in MODULE_BUILDS:
+        directory = os.path.join(harness.DATA, "expected", harness.series_of(build))
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".txt"):
+                yield build, name[:-len(".txt")]
+
+
+def claimed(event):
+    return event.split(" ", 1)[0] in CLAIMED
+
+
+@pytest.mark.parametrize("case", list(fixture_cases()), ids=lambda c: "%s-%s" % c)
+def test_fixture_under_bpftrace(case):
+    build, fixture = case
+    bpftrace = harness.require(harness.Bpftrace())
+    got = bpftrace.run(build, SCRIPT.get(fixture, "calls"), fixture)
+    want = [e for e in harness.read_expected(build, fixture) if claimed(e)]
+    assert got == want, harness.mismatch(got, want)
+
+
+def test_module_sites_are_probes_d_markers():
+    """The module's shared object has a site for each marker it claims,
+    with probes.d's argument count and a semaphore, and no other."""
+    for build in MODULE_BUILDS:
+        obj = harness.marker_object(build)
+        probes = usdt.parse_probes(harness.PROBES_D)
+        sites = usdt.read_sites(obj)
+        bad = [r for r in usdt.check(probes, CLAIMED, sites) if not r[1]]
+        assert bad == [], obj
+
+
+def python(build, code, env=None, timeout=60, **popen):
+    """Run code on build with usdtmon on sys.path (no consumer)."""
+    full = harness.environment(build)
+    full.update(env or {})
+    return subprocess.run([harness.interpreter(build), "-c", code],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout, env=full, **popen)
+
+
+IDLE = r"""
+import sys, usdtmon
+def f():
+    return 1
+for _ in range(1000):
+    f()
+print(usdtmon.state())
+print([sys.monitoring.get_tool(i) for i in range(6)])
+print(sys.monitoring._all_events())
+"""
+
+
+@pytest.mark.parametrize("build", MODULE_BUILDS)
+def test_idle_holds_no_tool_and_monitors_nothing(build):
+    proc = python(build, IDLE)
+    assert proc.returncode == 0, proc.stderr
+    state, tools, events = proc.stdout.splitlines()
+    assert state == ("{'families': ['cfunction', 'function', 'gc', 'line'], 'on': [], "
+                     "'tool_id': None, 'watching': True}")
+    assert tools == "[None, None, None, None, None, None]"
+    assert events == "{}"
+    assert proc.stderr == ""
+
+
+@pytest.mark.parametrize("build", ["python3.14+" + harness.MODULE])
+def test_on_a_patched_build_it_fires_nothing_by_default(build):
+    """Our builds fire every marker themselves: usdtmon's default adds none,
+    so that no event counts twice."""
+    if build not in MODULE_BUILDS:
+        pytest.fail("%s is not built: run 'make module'" % build)
+    proc = python(build, "import usdtmon; print(usdtmon.state()['families'])",
+                  env={"USDTMON_MARKERS": "auto"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "[]\n"
+
+
+@pytest.mark.parametrize("setting, said", [
+    ({"USDTMON_MARKERS": "some"}, "USDTMON_MARKERS must be 'auto' or 'all', not 'some'"),
+    ({"USDTMON_INTERVAL_MS": "0"}, "USDTMON_INTERVAL_MS must be a whole number of ms"),
+    ({"USDTMON_INTERVAL_MS": "soon"}, "USDTMON_INTERVAL_MS must be a whole number of ms"),
+])
+def test_bad_settings_are_told_and_the_program_runs(setting, said):
+    build = MODULE_BUILDS[0]
+    proc = python(build, "import usdtmon; print('ran', usdtmon.state()['watching'])",
+                  env=setting)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ran False\n"
+    assert said in proc.stderr
+    assert "no markers" in proc.stderr
+
+
+def test_usdtmon_0_turns_it_off():
+    build = MODULE_BUILDS[0]
+    proc = python(build, "import usdtmon; print(usdtmon.state())", env={"USDTMON": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert "'watching': False" in proc.stdout
+    assert proc.stderr == ""
+
+
+def test_main_runs_a_script_with_its_arguments(tmp_path):
+    build = MODULE_BUILDS[0]
+    script = tmp_path / "prog.py"
+    script.write_text("import sys\nprint(__name__, sys.argv[1:])\nsys.exit(3)\n")
+    proc = subprocess.run(harness.command(build, str(script)) + ["a", "b"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=60, env=harness.environment(build))
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "__main__ ['a', 'b']\n"
+
+
+# A server: the main thread blocks (join), a worker calls tick() every
+# 10 ms for 3 s, then says how usdtmon stood.
+BLOCKED = r"""
+import sys, threading, time, usdtmon
+def tick():
+    return 1
+def work():
+    end = time.time() + float(sys.argv[1])
+    while time.time() < end:
+        tick()
+        time.sleep(0.01)
+print("ready", flush=True)
+t = threading.Thread(target=work)
+t.start()
+t.join()
+print(usdtmon.state())
+"""
+
+COUNT = r"""
+BEGIN { printf("tracing\n"); }
+usdt:@OBJECT@:python:function__entry /pid == @PID@ && str(arg1) == "tick"/ { @ticks = count(); }
+"""
+
+
+def attach_count(build, program_text, seconds, tmp_path, env=None, script_text=COUNT):
+    """Start program_text on build; once it printed "ready", count its
+    tick() entries with bpftrace for a while; (count, program's stdout,
+    stderr, exit status).  The program gets seconds as its argument."""
+    program = tmp_path / "prog.py"
+    program.write_text(program_text)
+    full = harness.environment(build)
+    full["USDTMON_INTERVAL_MS"] = "50"
+    full.update(env or {})
+    proc = subprocess.Popen([harness.interpreter(build), str(program), str(seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, env=full)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        script = tmp_path / "count.bt"
+        script.write_text(script_text.replace("@OBJECT@", harness.marker_object(build))
+                          .replace("@PID@", str(proc.pid)))
+        out = tmp_path / "out.txt"
+        with open(str(out), "w") as f:
+            tracer = subprocess.Popen(["bpftrace", str(script)], stdout=f,
+                                      stderr=subprocess.PIPE, universal_newlines=True)
+        try:
+            harness.Bpftrace._wait_attached(tracer, str(out))
+            time.sleep(1.5)
+        finally:
+            harness.Bpftrace.interrupt(tracer)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    m = re.search(r"@ticks: (\d+)", out.read_text())
+    return (int(m.group(1)) if m else 0), stdout, stderr, proc.returncode
+
+
+@pytest.mark.parametrize("build", MODULE_BUILDS)
+def test_attach_while_main_thread_blocks_and_detach(build, tmp_path):
+    """A consumer that attaches to a running server whose main thread
+    blocks sees its calls within the interval; once it is gone, usdtmon
+    frees its tool id."""
+    harness.require(harness.Bpftrace())
+    ticks, stdout, stderr, status = attach_count(build, BLOCKED, 4, tmp_path)
+    assert status == 0, stderr
+    # 1.5 s attached, a tick each 10 ms: most of 150, after at most 50 ms
+    assert ticks > 50, (ticks, stderr)
+    assert stdout.strip().endswith("'on': [], 'tool_id': None, 'watching': True}"), stdout
+    assert stderr == ""
+
+
+NO_TOOL = r"""
+import sys, time, usdtmon
+sys.monitoring.use_tool_id(3, "mine")
+sys.monitoring.use_tool_id(4, "mine too")
+def tick():
+    return 1
+print("ready", flush=True)
+end = time.time() + float(sys.argv[1])
+while time.time() < end:
+    tick()
+    time.sleep(0.01)
+print(usdtmon.state()["tool_id"], sys.monitoring.get_tool(3), sys.monitoring.get_tool(4))
+"""
+
+
+def test_no_free_tool_id_is_told_and_the_program_runs(tmp_path):
+    build = MODULE_BUILDS[0]
+    harness.require(harness.Bpftrace())
+    ticks, stdout, stderr, status = attach_count(build, NO_TOOL, 3, tmp_path)
+    assert status == 0, stderr
+    assert ticks == 0
+    assert stdout == "None mine mine too\n"
+    assert stderr.count("usdtmon: no sys.monitoring tool id is free") == 1, stderr
+
+
+FORK = r"""
+import os, sys, time, usdtmon
+def tick():
+    return 1
+print("ready", flush=True)
+pid = os.fork()
+end = time.time() + float(sys.argv[1])
+while time.time() < end:
+    tick()
+    time.sleep(0.01)
+if pid == 0:
+    os._exit(7)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+COUNT_TREE = r"""
+BEGIN { printf("tracing\n"); }
+usdt:@OBJECT@:python:function__entry /str(arg1) == "tick"/ { @ticks[pid == @PID@ ? "parent" : "child"] = count(); }
+"""
+
+
+@pytest.mark.parametrize("build", MODULE_BUILDS)
+def test_forked_child_is_traced_and_unharmed(build, tmp_path):
+    """A child forked from a traced program is traced too (the kernel's
+    semaphores and usdtmon's registrations come with the fork, and the
+    child gets a watcher of its own), and exits as it would untraced."""
+    harness.require(harness.Bpftrace())
+    _, stdout, stderr, status = attach_count(build, FORK, 4, tmp_path,
+                                             script_text=COUNT_TREE)
+    text = (tmp_path / "out.txt").read_text()
+    counts = dict(re.findall(r'@ticks\[(\w+)\]: (\d+)', text))
+    assert status == 0, stderr
+    assert stdout == "7\n", stderr
+    assert int(counts.get("parent", 0)) > 50, text
+    assert int(counts.get("child", 0)) > 50, text
+    assert stderr == ""
+
+
+# A program that exits while a daemon thread still calls tick() and the
+# watcher may be turning events on or off (interval 1 ms).
+EXITING = r"""
+import sys, threading, time, usdtmon
+def tick():
+    return 1
+def spin():
+    while True:
+        tick()
+print("ready", flush=True)
+for _ in range(4):
+    threading.Thread(target=spin, daemon=True).start()
+time.sleep(float(sys.argv[1]))
+print("exiting", flush=True)
+"""
+
+
+@pytest.mark.parametrize("build", MODULE_BUILDS)
+def test_exit_with_a_consumer_and_running_threads(build, tmp_path):
+    """Interpreter shutdown never hangs or crashes, traced or not, while
+    daemon threads run and the watcher looks every millisecond."""
+    harness.require(harness.Bpftrace())
+    for seconds in (0.2, 0.7, 2):
+        ticks, stdout, stderr, status = attach_count(
+            build, EXITING, seconds, tmp_path, env={"USDTMON_INTERVAL_MS": "1"})
+        assert status == 0, stderr
+        assert stdout == "exiting\n", stderr
+        assert stderr == ""
