@@ -11,6 +11,8 @@
 #                     tier-2 (JIT) interpreter: build/bin/python3.1X-ft, -jit
 #   make module       usdtmon, the markers from sys.monitoring, built for
 #                     3.13, 3.14 and 3.14-ft: build/module/BUILD/usdtmon
+#   make trixie       Debian 13 with its own python3.13 in build/trixie, and
+#                     usdtmon built there (as root: debootstrap, chroot)
 #   make demo         set up, build, and trace a bundled workload with
 #                     bpftrace: its call tree and its hottest functions
 #   make check        set up, build everything, and run the test suite
@@ -66,7 +68,7 @@ RPMBUILD_PATH := $(shell command -v $(RPMBUILD) 2>/dev/null)
 RPM_TOPDIR := $(BUILD)/rpm
 RPM_STAMP := $(RPM_TOPDIR)/.built
 
-.PHONY: all setup sources build build-shared build-variants module demo check check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
+.PHONY: all setup sources build build-shared build-variants module trixie demo check check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
 .DELETE_ON_ERROR:
 
 all: build
@@ -170,6 +172,25 @@ $(BUILD)/module/%/.built: $(BUILD)/obj/%/.built $(MODULE_INPUTS)
 
 module: $(MODULE_BUILDS:%=$(BUILD)/module/%/.built)
 
+# The stock interpreter usdtmon serves: Debian 13's own python3.13, in a
+# private root (tests/trixie-root.sh: build/trixie), with usdtmon built
+# there by its own gcc against its own headers (/opt/usdtmon in the root).
+TRIXIE := $(BUILD)/trixie
+
+$(TRIXIE)/.root: tests/trixie-root.sh
+	tests/trixie-root.sh $(TRIXIE)
+	touch $@
+
+$(TRIXIE)/opt/usdtmon/.built: $(TRIXIE)/.root $(MODULE_INPUTS)
+	rm -rf $(TRIXIE)/usr/src/usdtmon
+	mkdir -p $(TRIXIE)/usr/src/usdtmon/scripts
+	cp -R module markers probes.d $(TRIXIE)/usr/src/usdtmon/
+	cp scripts/build-module.sh $(TRIXIE)/usr/src/usdtmon/scripts/
+	chroot $(TRIXIE) /usr/src/usdtmon/scripts/build-module.sh /usr/bin/python3.13 /opt/usdtmon
+	touch $@
+
+trixie: $(TRIXIE)/opt/usdtmon/.built
+
 # --- use and test ----------------------------------------------------------
 
 # make demo, make check and make bench first make the machine ready
@@ -185,7 +206,7 @@ check:
 	$(MAKE) check-ready
 
 # The RPMs (build/rpm/.built) build while the tests run (tests/test_rpm.py).
-check-ready: build build-shared build-variants module tapset
+check-ready: build build-shared build-variants module trixie tapset
 	$(if $(RPMBUILD_PATH),,@echo "make check: rpmbuild is not installed, tests/test_rpm.py will skip (apt-get install rpm rpmlint)")
 	$(PYTEST) -v -rs --durations=30 tests
 

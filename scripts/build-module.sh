@@ -23,13 +23,15 @@ command -v dtrace >/dev/null ||
 command -v cc >/dev/null || die "no C compiler: apt-get install build-essential"
 
 # include dir, platform include dir, extension suffix, version check
-read -r include platinclude suffix ok < <("$python" - <<'PY'
+# (no process substitution: a chroot may have no /dev/fd)
+config=$("$python" - <<'PY'
 import sys, sysconfig
 print(sysconfig.get_path("include"), sysconfig.get_path("platinclude"),
       sysconfig.get_config_var("EXT_SUFFIX"),
       int(sys.implementation.name == "cpython" and sys.version_info >= (3, 13)))
 PY
 ) || die "$python cannot tell its configuration"
+read -r include platinclude suffix ok <<< "$config"
 [ "$ok" = 1 ] || die "$python is not CPython 3.13 or later"
 [ -r "$include/Python.h" ] ||
     die "$python has no headers ($include/Python.h): install its -dev package"

@@ -81,29 +81,60 @@ def is_module(build):
     return build.endswith("+" + MODULE)
 
 
+# Stock interpreters, which only usdtmon gives our markers: Debian 13's own
+# python3.13 in a private root of Debian 13 (make trixie: build/trixie,
+# with usdtmon built there by its own gcc into /opt/usdtmon).  A program
+# runs there chrooted, with a /proc of its own (in a mount namespace of
+# its own, gone with it), and usdtmon as a user would have it: firing the
+# families the interpreter lacks (USDTMON_MARKERS unset).
+TRIXIE = os.path.join(BUILD, "trixie")
+STOCK = {"python3.13-trixie": (TRIXIE, "/usr/bin/python3.13", "/opt/usdtmon")}
+
+
+def root_of(build):
+    """The root directory programs of build run in ("" for this one)."""
+    return STOCK[host_of(build)][0] if host_of(build) in STOCK else ""
+
+
 def module_dir(build):
     """The directory that holds the module's package for build."""
+    if host_of(build) in STOCK:
+        root, _, inner = STOCK[host_of(build)]
+        return root + inner
     return os.path.join(BUILD, "module", host_of(build))
 
 
 def interpreter(build):
+    """The interpreter of build (for a stock one, its path in its root)."""
+    if host_of(build) in STOCK:
+        root, python, _ = STOCK[host_of(build)]
+        if not os.path.exists(root + python):
+            raise AssertionError("%s is missing: run 'make trixie'" % (root + python))
+        return python
     path = os.path.join(BUILD, "bin", host_of(build))
     if not os.path.exists(path):
         raise AssertionError("%s is missing: run 'make build'" % path)
     return path
 
 
-def command(build, program):
-    """The command that runs the Python file program on build."""
-    if is_module(build):
-        return [interpreter(build), "-m", MODULE, program]
-    return [interpreter(build), program]
+def command(build, program, *args):
+    """The command that runs the Python file program (a path as build's
+    programs see it) on build."""
+    argv = [interpreter(build)] + (["-m", MODULE] if is_module(build) else [])
+    argv += [program] + list(args)
+    root = root_of(build)
+    if root:
+        argv = ["unshare", "--mount", "sh", "-c",
+                'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"', root] + argv
+    return argv
 
 
 def environment(build):
     """The environment programs run in on build."""
     env = dict(os.environ)
-    if is_module(build):
+    if host_of(build) in STOCK:
+        env.update(PYTHONPATH=STOCK[host_of(build)][2])
+    elif is_module(build):
         env.update(PYTHONPATH=module_dir(build), USDTMON_MARKERS="all")
     return env
 
@@ -259,10 +290,17 @@ def uprobe_tracers():
 
 class FixtureDir(object):
     """A private, short-named copy of tests/dtracedata: bpftrace compares at
-    most 64 bytes of a string, so fixture paths stay short."""
+    most 64 bytes of a string, so fixture paths stay short.  Under a root
+    (root_of(build)), path is where it is here, inner where the programs
+    that run there see it."""
+
+    def __init__(self, root=""):
+        self.root = root
 
     def __enter__(self):
-        self.path = tempfile.mkdtemp(prefix="pst", dir="/tmp") + "/"
+        tmp = self.root + "/tmp" if self.root else "/tmp"
+        self.path = tempfile.mkdtemp(prefix="pst", dir=tmp) + "/"
+        self.inner = self.path[len(self.root):]
         for name in os.listdir(DATA):
             if name.endswith(".py"):
                 shutil.copy(os.path.join(DATA, name), self.path)
@@ -272,15 +310,17 @@ class FixtureDir(object):
         shutil.rmtree(self.path)
 
     def relative(self, lines):
-        return [line.replace(self.path, "") for line in lines]
+        return [line.replace(self.inner, "") for line in lines]
 
 
 def oracle(build, mode, fixture):
-    """What sys.setprofile or sys.settrace sees of a fixture."""
-    with FixtureDir() as d:
+    """What sys.setprofile or sys.settrace sees of a fixture (on build's
+    interpreter, without usdtmon)."""
+    host = host_of(build)
+    with FixtureDir(root_of(host)) as d:
         out = subprocess.run(
-            [interpreter(build), os.path.join(d.path, "oracle.py"), mode,
-             os.path.join(d.path, fixture + ".py")],
+            command(host, os.path.join(d.inner, "oracle.py"), mode,
+                    os.path.join(d.inner, fixture + ".py")),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             universal_newlines=True, timeout=120)
         assert out.returncode == 0, out.stderr
@@ -313,8 +353,8 @@ class Bpftrace(object):
             if not re.match(r"usdt:@OBJECT@:python:(\w+)", block) or
             re.match(r"usdt:@OBJECT@:python:(\w+)", block).group(1) in claimed)
         text = (text.replace("@OBJECT@", marker_object(build))
-                    .replace("@DIRLEN@", str(len(d.path)))
-                    .replace("@DIR@", d.path)
+                    .replace("@DIRLEN@", str(len(d.inner)))
+                    .replace("@DIR@", d.inner)
                     .replace("@PID@", str(pid)))
         path = os.path.join(d.path, script + self.suffix)
         with open(path, "w") as f:
@@ -339,9 +379,9 @@ class Bpftrace(object):
 
     def trace(self, build, script, fixture):
         """Run fixture under script: its (thread id, event)s, oldest first."""
-        with FixtureDir() as d:
+        with FixtureDir(root_of(build)) as d:
             out = os.path.join(d.path, "out.txt")
-            program = command(build, os.path.join(d.path, fixture + ".py"))
+            program = command(build, os.path.join(d.inner, fixture + ".py"))
             if marker_object(build) == os.path.realpath(program[0]):
                 bt = self._script(d, build, script)
                 with open(out, "w") as f:
