@@ -145,6 +145,17 @@ def test_idle_holds_no_tool_and_monitors_nothing(build):
     assert proc.stderr == ""
 
 
+@pytest.mark.parametrize("build", MODULE_BUILDS + STOCK_BUILDS)
+def test_import_leaves_the_notes_for_later(build):
+    """Which families the interpreter lacks is read from its ELF notes
+    the first time a consumer is seen, not at import: most of what the
+    import would cost."""
+    proc = python(build, "import sys, usdtmon; print('usdtmon._elf' in sys.modules)",
+                  env={"USDTMON_MARKERS": "auto"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "False\n"
+
+
 @pytest.mark.parametrize("build", ["python3.14+" + harness.MODULE])
 def test_on_a_patched_build_it_fires_nothing_by_default(build):
     """Our builds fire every marker themselves: usdtmon's default adds none,

@@ -47,14 +47,24 @@ def interpreter_markers():
     return found
 
 
-def families(setting, own):
-    """The families to fire: setting is USDTMON_MARKERS; own the
-    interpreter's markers."""
+ALL = sum(bit for bit, _ in FAMILIES.values())
+
+
+def _auto():
+    """The families whose markers the interpreter lacks."""
+    own = interpreter_markers()
+    return sum(bit for bit, marker in FAMILIES.values() if marker not in own)
+
+
+def _families(setting):
+    """What _core.start takes for USDTMON_MARKERS: all families, or the
+    ones the interpreter lacks, found once a consumer is seen (reading
+    the interpreter's notes costs more than the rest of the import)."""
     if setting == "all":
-        return sum(bit for bit, _ in FAMILIES.values())
+        return ALL
     if setting not in ("", "auto"):
         raise ValueError("USDTMON_MARKERS must be 'auto' or 'all', not %r" % setting)
-    return sum(bit for bit, marker in FAMILIES.values() if marker not in own)
+    return _auto
 
 
 def _interval():
@@ -79,7 +89,7 @@ def _start():
                          % (sys.implementation.name, sys.version.split()[0]))
         return False
     try:
-        wanted = families(os.environ.get("USDTMON_MARKERS", "auto"), interpreter_markers())
+        wanted = _families(os.environ.get("USDTMON_MARKERS", "auto"))
         interval = _interval()
     except ValueError as e:
         sys.stderr.write("usdtmon: %s; no markers\n" % e)

@@ -51,7 +51,9 @@ static const int tool_ids[] = {4, 3};
 
 static struct {
     /* Set at import, then only with the interpreter held */
-    int allowed;                /* the families this process may fire */
+    int allowed;                /* the families this process may fire;
+                                   -1: not known yet (resolve) */
+    PyObject *resolve;          /* () -> allowed, called once when needed */
     int on;                     /* the families registered now */
     int tool_id;                /* held while on != 0, else -1 */
     int told_no_tool;           /* the user was told no tool id was free */
@@ -74,6 +76,8 @@ static struct {
 } st = {.tool_id = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
         .wake = PTHREAD_COND_INITIALIZER};
 
+static void report(const char *what);
+
 /* The families whose consumers are attached, as the semaphores say */
 static int
 families_wanted(void)
@@ -91,7 +95,30 @@ families_wanted(void)
     if (PyDTrace_GC_START_ENABLED() || PyDTrace_GC_DONE_ENABLED()) {
         wanted |= FAMILY_GC;
     }
-    return wanted & st.allowed;
+    return st.allowed < 0 ? wanted : wanted & st.allowed;
+}
+
+/* Which families may fire: asked of the Python part the first time a
+   consumer is seen (reading the interpreter's notes costs more than the
+   rest of the import).  Never raises. */
+static int
+allowed_families(void)
+{
+    if (st.allowed >= 0) {
+        return st.allowed;
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    PyObject *result = PyObject_CallNoArgs(st.resolve);
+    int allowed = result != NULL ? PyLong_AsInt(result) : -1;
+    Py_XDECREF(result);
+    if (allowed < 0) {
+        report("cannot tell which markers the interpreter fires itself: none fire here");
+        allowed = 0;
+    }
+    st.allowed = allowed & FAMILY_ALL;
+    Py_CLEAR(st.resolve);
+    PyErr_SetRaisedException(exc);
+    return st.allowed;
 }
 
 
@@ -366,6 +393,9 @@ claim_tool_id(void)
 static void
 apply(int wanted)
 {
+    if (wanted != 0) {
+        wanted &= allowed_families();
+    }
     PyObject *exc = PyErr_GetRaisedException();
     int monitored = FAMILY_FUNCTION | FAMILY_CFUNCTION | FAMILY_LINE;
     if ((wanted & monitored) != (st.on & monitored)) {
@@ -558,21 +588,32 @@ after_fork_child(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* start(families, interval_ms): fire the markers of these families, look
-   at the semaphores now and every interval_ms from now on */
+/* start(families, interval_ms): fire the markers of these families (an
+   int, or a callable that returns it, called once a consumer is seen),
+   look at the semaphores now and every interval_ms from now on */
 static PyObject *
 start(PyObject *self, PyObject *args)
 {
-    int families;
+    PyObject *families;
     long interval_ms;
-    if (!PyArg_ParseTuple(args, "il", &families, &interval_ms)) {
+    if (!PyArg_ParseTuple(args, "Ol", &families, &interval_ms)) {
         return NULL;
     }
     if (interval_ms < 1) {
         PyErr_SetString(PyExc_ValueError, "the interval must be at least 1 ms");
         return NULL;
     }
-    st.allowed = families & FAMILY_ALL;
+    if (PyCallable_Check(families)) {
+        st.allowed = -1;
+        Py_XSETREF(st.resolve, Py_NewRef(families));
+    }
+    else {
+        int allowed = PyLong_AsInt(families);
+        if (allowed == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        st.allowed = allowed & FAMILY_ALL;
+    }
     st.interval_ms = interval_ms;
     apply(families_wanted());
     if (start_watcher() < 0) {
@@ -585,7 +626,7 @@ start(PyObject *self, PyObject *args)
 static PyObject *
 state(PyObject *self, PyObject *unused)
 {
-    return Py_BuildValue("(iiii)", st.allowed, st.on, st.tool_id, st.running);
+    return Py_BuildValue("(iiii)", allowed_families(), st.on, st.tool_id, st.running);
 }
 
 static PyMethodDef module_methods[] = {
