@@ -118,11 +118,11 @@ cat <<NEXT
 Next:
   examples/*.stp          SystemTap scripts (call tree, top, latency, slow
                           calls, GC, imports, lines, stacks, C calls); in
-                          README, "Tracing with SystemTap"
+                          docs/consumers.md, "SystemTap"
   examples/bpftrace/*.bt  their bpftrace twins, e.g.
       bpftrace examples/bpftrace/top.bt build/bin/python3.13 -c 'build/bin/python3.13 YOUR.py'
   make install            the Pythons (python2.7, python3.13, python3.14 in
                           /usr/local/bin), their tapsets and the examples; then
       stap -e 'probe python.function.entry { println(funcname) }' -c 'python3.13 YOUR.py'
-  make check              every test (README, "Tests")
+  make check              every test (docs/testing.md)
 NEXT

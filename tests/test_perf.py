@@ -1,4 +1,4 @@
-"""perf (linux-perf) with our markers, as README's "Tracing with perf" gives
+"""perf (linux-perf) with our markers, as docs/consumers.md's "perf" gives
 it, on every build: `perf buildid-cache --add` makes perf list exactly the
 markers the build claims (sdt_python:*); `perf probe` defines one as a
 trace event, with the marker's semaphore as its reference counter; `perf
