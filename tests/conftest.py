@@ -1,5 +1,7 @@
+import collections
 import os
 import sys
+import time
 
 import pytest
 
@@ -16,8 +18,25 @@ sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(os.path.dirname(HERE), "scripts"))
 
 
+# Per test file: the seconds its tests took, and when (since the session's
+# start) its first test began and its last ended: where CI's time goes.
+_START = time.monotonic()
+_FILES = collections.OrderedDict()
+
+
+def pytest_runtest_logreport(report):
+    name = report.nodeid.split("::")[0]
+    now = time.monotonic() - _START
+    took, first, last = _FILES.get(name, (0.0, now - report.duration, now))
+    _FILES[name] = (took + report.duration, min(first, now - report.duration), now)
+
+
 def pytest_terminal_summary(terminalreporter):
-    """What the qemu guest ran on (kernel, headers, runtime), if a test used it."""
+    """Where the time went, per test file; what the qemu guest ran on
+    (kernel, headers, runtime), if a test used it."""
+    terminalreporter.section("time per test file (s: own, from, to)")
+    for name, (took, first, last) in _FILES.items():
+        terminalreporter.write_line("%-34s %7.0f %7.0f %7.0f" % (name, took, first, last))
     from guest import session
     if session._SESSION is not None and session._SESSION.report:
         terminalreporter.section("SystemTap guest (tests/guest)")
