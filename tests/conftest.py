@@ -44,6 +44,11 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "quick: needs no interpreter build, guest or consumer (make check-quick)")
+
+
 @pytest.hookimpl(trylast=True)    # after -k and -m have deselected
 def pytest_collection_modifyitems(config, items):
     """The qemu guest runs only the jobs the selected tests read: a run of a
@@ -65,9 +70,11 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if id(item) not in later] + readers
         if not config.option.collectonly:
             session.session().start()
-    # The RPMs build in the background too, after the guest (test_rpm.py).
+    # The RPMs build in the background too, after the guest, if a test
+    # reads them (test_rpm.py's packages and payload).
     rpm = [item for item in items
-           if getattr(item, "module", None) is not None and item.module.__name__ == "test_rpm"]
+           if getattr(item, "module", None) is not None and item.module.__name__ == "test_rpm"
+           and {"packages", "payload"} & set(getattr(item, "fixturenames", ()))]
     if rpm and not config.option.collectonly:
         rpm[0].module.build_in_background(after=session.session().thread)
 

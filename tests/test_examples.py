@@ -41,9 +41,13 @@ def build_markers(build):
 
 
 def cases():
-    """(build, example) where the build has every marker the example uses."""
+    """(build, example) where the build has every marker the example uses
+    (every example on a build not made yet: its tests then say so)."""
     for build in BUILDS:
-        have = build_markers(build)
+        try:
+            have = build_markers(build)
+        except AssertionError:
+            have = set(usdt.parse_probes(harness.PROBES_D))
         for example in staptools.examples():
             used = staptools.aliases_used(os.path.join(staptools.EXAMPLES, example))
             if set(staptools.alias_marker(a) for a in used) <= have:
@@ -53,6 +57,7 @@ def cases():
 CASES = list(cases())
 
 
+@pytest.mark.quick
 def test_every_example_is_checked():
     """Each example elaborates somewhere, and the guest runs them all."""
     examples = staptools.examples()
@@ -316,6 +321,7 @@ CHECKS = {
 RUNS = [(example, build) for example, _, _ in GUEST_CASES for build in jobs.EXAMPLE_BUILDS]
 
 
+@pytest.mark.quick
 def test_every_example_has_a_check():
     assert set(CHECKS) == set(staptools.examples()) == set(e for e, _, _ in GUEST_CASES)
 

@@ -264,6 +264,7 @@ def test_boot_limit():
     ("ii  linux-headers-6.1.0-999-amd64", 0, "/usr/src/linux-headers-6.1.0-999-amd64 is missing"),
     ("", 2, "dpkg-query failed (exit status 2)"),
 ])
+@pytest.mark.quick
 def test_fetch_kernel_needs_headers(installed, status, says):
     """fetch-kernel.sh picks the newest installed linux-headers-6.1.0-N-amd64
     (dpkg-query, here a stand-in that lists installed and exits with status:
@@ -308,6 +309,7 @@ done
     ("a", "a|b|" + END_OF_TRACE, "a\nb\n"),
     ("a", "a|b", None),
 ])
+@pytest.mark.quick
 def test_lost_end_runs_again(first, second, read):
     """staprun_twice's command runs the target again only when the first
     output's last line is not END_OF_TRACE; Result.trace() reads the whole

@@ -231,6 +231,7 @@ def test_another_prefix(tmp_path):
     assert files_under(root) == set()
 
 
+@pytest.mark.quick
 def test_shared_linkage_is_refused(tmp_path):
     """The -shared builds run build/obj's libpython (rpath): not installable."""
     proc = staptools.make("install", "LINKAGE=shared", "DESTDIR=%s" % tmp_path)

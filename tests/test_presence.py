@@ -17,6 +17,7 @@ def test_markers_present(build):
     assert not failures, failures
 
 
+@pytest.mark.quick
 def test_checker_sees_a_missing_marker():
     """The checker itself: a claimed marker without a site fails."""
     probes = {"gc__start": 1, "gc__done": 1}
@@ -25,6 +26,7 @@ def test_checker_sees_a_missing_marker():
     assert results == {"gc__start": True, "gc__done": False}
 
 
+@pytest.mark.quick
 def test_checker_sees_wrong_arguments_and_semaphores():
     probes = {"line": 3}
     two_args = [usdt.Site("python", "line", 0x400, 0x10, ["8@%rax", "8@%rdx"])]

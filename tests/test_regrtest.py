@@ -373,6 +373,7 @@ Tests result: FAILURE
 """
 
 
+@pytest.mark.quick
 def test_parse_3x_output_of_a_run_that_died():
     tests, _, modules, _, result = cpython_tests.parse(
         OUTPUT_3X.splitlines(), ["test_a", "test_b", "test_c"])
@@ -393,6 +394,7 @@ def test_parse_3x_output_of_a_run_that_died():
     assert report["test.test_a.T.test_noisy"][-1] == "AssertionError: 1 != 2"
 
 
+@pytest.mark.quick
 def test_parse_27_output():
     tests, _, modules, _, result = cpython_tests.parse(
         OUTPUT_27.splitlines(), ["test_a", "test_b", "test_c"])
@@ -408,6 +410,7 @@ def parsed(text, modules):
                                  lines=text.splitlines())
 
 
+@pytest.mark.quick
 def test_a_run_that_died_differs():
     """Every test and module the run did not finish is a difference."""
     died = parsed(OUTPUT_3X, ["test_a", "test_b"])
@@ -438,6 +441,7 @@ AssertionError: %s not found in ['COPY_FREE_VARS', 'RESUME_CHECK', 'INSTRUMENTED
 
 @pytest.mark.parametrize("missing, ok", [("'CALL_ALLOC_AND_ENTER_INIT'", True),
                                          ("'CALL_PY_EXACT_ARGS'", False)])
+@pytest.mark.quick
 def test_accepted_only_with_its_report(missing, ok):
     """An accepted difference is the test's id, the consumer configuration
     and its failure report; its module's failure and the run's follow."""
@@ -461,6 +465,7 @@ def test_accepted_only_with_its_report(missing, ok):
     assert accepted("python2.7", "all", traced, diffs) == ([], diffs)
 
 
+@pytest.mark.quick
 def test_accepted_per_series():
     assert "test.test_monitoring.ExceptionMonitoringTest.test_implicit_stop_iteration" in \
         accepted_for("python3.13-jit", "line")

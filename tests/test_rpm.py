@@ -180,6 +180,7 @@ def spec_tags(tag):
                 re.findall(r"^%s(\d+):\s*(\S+)\s*$" % tag, f.read(), flags=re.M)]
 
 
+@pytest.mark.quick
 def test_spec_applies_every_patch_in_order():
     """Patch27NN, Patch313NN and Patch314NN are patches/python2.7/00NN-*,
     patches/python3.13/00NN-* and so on, each series complete (%autopatch
@@ -199,6 +200,7 @@ def test_spec_applies_every_patch_in_order():
         assert "%%autopatch -p1 -m %s00 -M %s99" % (digits, digits) in text, series
 
 
+@pytest.mark.quick
 def test_spec_packages_every_example():
     sources = [os.path.basename(v) for _, v in spec_tags("Source")]
     for example in repo_examples():
@@ -210,12 +212,7 @@ def test_spec_packages_every_example():
 RPM_SOURCES = os.path.join(harness.REPO, "scripts", "rpm-sources.sh")
 
 
-def test_rpm_sources_is_shellcheck_clean():
-    need([("shellcheck", "shellcheck")])
-    proc = run("shellcheck", RPM_SOURCES)
-    assert proc.returncode == 0, proc.stdout
-
-
+@pytest.mark.quick
 def test_rpm_sources_stages_what_the_spec_names():
     """Every Source and Patch of the spec, under the spec's names, from the
     checkout (patches/SERIES/NNNN-x.patch as SERIES-NNNN-x.patch); a missing
@@ -480,6 +477,7 @@ def rpmlint_filters():
     return filters
 
 
+@pytest.mark.quick
 def test_rpmlintrc_explains_every_filter():
     filters = rpmlint_filters()
     assert filters

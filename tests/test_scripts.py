@@ -6,7 +6,12 @@ import os
 import subprocess
 import tarfile
 
+import pytest
+
 import harness
+
+# They need no build (make check-quick).
+pytestmark = pytest.mark.quick
 
 FETCH = os.path.join(harness.REPO, "scripts", "fetch-source.sh")
 PREPARE = os.path.join(harness.REPO, "scripts", "prepare-source.sh")

@@ -64,6 +64,7 @@ def test_oracle(case):
     assert got == expected
 
 
+@pytest.mark.quick
 def test_every_fixture_has_expectations():
     """A fixture nobody checks is a fixture that can rot."""
     fixtures = set(name[:-3] for name in os.listdir(harness.DATA)

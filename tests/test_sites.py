@@ -89,6 +89,7 @@ def test_sites_py_passes(build):
         assert out.returncode == 0 and summary in out.stdout, out.stdout
 
 
+@pytest.mark.quick
 def test_sites_py_rejects_a_5_byte_site():
     """The checker itself, on dtracedata/forksite.c: the 5-byte site of the
     old convention fails with a line naming it, the nop, nop10 one passes,

@@ -184,6 +184,7 @@ def test_python311_function_markers_have_no_module(generated):
     assert "module" not in entry and "$arg4" not in entry
 
 
+@pytest.mark.quick
 def test_no_embedded_c():
     with open(staptools.TEMPLATE) as f:
         assert "%{" not in f.read()
@@ -210,6 +211,7 @@ def test_make_tapset_for_a_python_we_did_not_build():
     ("/bin/ls", "no python markers"),
     ("/nonexistent/python3.99", "no such file"),
 ])
+@pytest.mark.quick
 def test_bad_python_is_refused(bad, message):
     build = tempfile.mkdtemp(prefix="pst-build-")
     try:
