@@ -10,12 +10,17 @@
 #   make build-variants  Python 3.13 and 3.14 free-threaded and with the
 #                     tier-2 (JIT) interpreter: build/bin/python3.1X-ft, -jit
 #   make module       usdtmon, the markers from sys.monitoring, built for
-#                     3.13, 3.14 and 3.14-ft: build/module/BUILD/usdtmon
+#                     3.13, 3.14, 3.14-ft and upstream's 3.15:
+#                     build/module/BUILD/usdtmon
 #   make trixie       Debian 13 with its own python3.13 in build/trixie, and
 #                     usdtmon built there (as root: debootstrap, chroot)
+#   make stock        upstream's 3.15 as released, with usdtmon:
+#                     build/bin/python3.15, build/module/python3.15
 #   make demo         set up, build, and trace a bundled workload with
 #                     bpftrace: its call tree and its hottest functions
 #   make check        set up, build everything, and run the test suite
+#   make check-quick  the tests that need no build (parsers, scripts' errors,
+#                     the spec's consistency, shellcheck): on every edit
 #   make rpm          rpmbuild -ba python.spec: build/rpm/RPMS, build/rpm/SRPMS
 #   make srpm         rpmbuild -bs python.spec: build/rpm/SRPMS
 #   make bench        measure what the markers cost: docs/performance.md
@@ -44,6 +49,14 @@ PY314_TARBALL := Python-$(PY314_VERSION).tar.xz
 PY314_SHA256  := 3b48dac8fb59f62eaa67ac83c1eb12bda1b7a08406dd286e252c11a66be27f81
 PY314_URL     := https://www.python.org/ftp/python/$(PY314_VERSION)/$(PY314_TARBALL)
 
+# Upstream 3.15, pristine (no patch of ours): its interpreter fires
+# function__entry/return itself, usdtmon the rest (make stock).  A release
+# candidate: the pool keeps it, the later 3.15 files 404.
+PY315_VERSION := 3.15.0rc2
+PY315_TARBALL := Python-$(PY315_VERSION).tar.xz
+PY315_SHA256  := 8d93af5eaaaea5adfd41bd786a7ba3f03f2ad1ab57c6a65e0b963deab91d5ad7
+PY315_URL     := https://www.python.org/ftp/python/3.15.0/$(PY315_TARBALL)
+
 # The benchmark's anchor (make bench): upstream 3.11, the last release with
 # function and line markers, from Debian 12's source package.
 PY311_VERSION := 3.11.2
@@ -68,7 +81,7 @@ RPMBUILD_PATH := $(shell command -v $(RPMBUILD) 2>/dev/null)
 RPM_TOPDIR := $(BUILD)/rpm
 RPM_STAMP := $(RPM_TOPDIR)/.built
 
-.PHONY: all setup sources build build-shared build-variants module trixie demo check check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
+.PHONY: all setup sources build build-shared build-variants module stock trixie demo check check-quick check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
 .DELETE_ON_ERROR:
 
 all: build
@@ -97,6 +110,9 @@ $(SOURCES)/$(PY3_TARBALL):
 
 $(SOURCES)/$(PY314_TARBALL):
 	$(fetch.python3.14)
+
+$(SOURCES)/$(PY315_TARBALL):
+	scripts/fetch-source.sh $(PY315_TARBALL) $(PY315_SHA256) python3.15 $(PY315_URL) $(SOURCES)
 
 $(SOURCES)/$(PY311_TARBALL):
 	scripts/fetch-source.sh $(PY311_TARBALL) $(PY311_SHA256) python3.11 $(PY311_URL) $(SOURCES) $(PY311_DEBIAN)
@@ -160,10 +176,27 @@ $(foreach s,$(VARIANT_SERIES),$(foreach v,$(VARIANTS),$(eval $(call variant_rule
 
 build-variants: $(foreach s,$(VARIANT_SERIES),$(VARIANTS:%=$(BUILD)/bin/$(s)-%))
 
+# Upstream's 3.15, as released (its own pydtrace.d, no patch): the stock
+# interpreter usdtmon completes (line and cfunction beside its own
+# function markers).
+$(BUILD)/src/python3.15/.prepared: $(SOURCES)/$(PY315_TARBALL)
+	rm -rf $(@D) && mkdir -p $(@D)
+	tar -xf $< -C $(@D) --strip-components=1
+	touch $@
+
+$(BUILD)/obj/python3.15/.built: $(BUILD)/src/python3.15/.prepared scripts/build-python.sh
+	scripts/build-python.sh $(BUILD)/src/python3.15 $(BUILD)/obj/python3.15 $(BASE_CONFIGURE_FLAGS) $(CONFIGURE_FLAGS)
+	touch $@
+
+$(BUILD)/bin/python3.15: | $(BUILD)/obj/python3.15/.built
+	mkdir -p $(@D)
+	ln -sfn ../obj/python3.15/python $@
+
 # usdtmon (module/usdtmon): the markers from sys.monitoring, for a Python
-# that lacks them.  The tests load it into these builds, with every family
-# on (their own markers then stay untraced): build/module/BUILD/usdtmon.
-MODULE_BUILDS := python3.13 python3.14 python3.14-ft
+# that lacks them.  The tests load it into our builds with every family on
+# (their own markers then stay untraced), and into upstream's 3.15 as a
+# user would (the families it lacks): build/module/BUILD/usdtmon.
+MODULE_BUILDS := python3.13 python3.14 python3.14-ft python3.15
 MODULE_INPUTS := $(wildcard module/usdtmon/*) probes.d $(MARKERS_C) scripts/build-module.sh
 
 $(BUILD)/module/%/.built: $(BUILD)/obj/%/.built $(MODULE_INPUTS)
@@ -171,6 +204,8 @@ $(BUILD)/module/%/.built: $(BUILD)/obj/%/.built $(MODULE_INPUTS)
 	touch $@
 
 module: $(MODULE_BUILDS:%=$(BUILD)/module/%/.built)
+
+stock: $(BUILD)/bin/python3.15 $(BUILD)/module/python3.15/.built
 
 # The stock interpreter usdtmon serves: Debian 13's own python3.13, in a
 # private root (tests/trixie-root.sh: build/trixie), with usdtmon built
@@ -205,8 +240,13 @@ check:
 	scripts/setup.sh check
 	$(MAKE) check-ready
 
+# The tests that need no interpreter build, guest or consumer: on every
+# edit, after make setup (tests marked quick; docs/testing.md).
+check-quick:
+	$(PYTEST) -q -m quick tests
+
 # The RPMs (build/rpm/.built) build while the tests run (tests/test_rpm.py).
-check-ready: build build-shared build-variants module trixie tapset
+check-ready: build build-shared build-variants module stock trixie tapset
 	$(if $(RPMBUILD_PATH),,@echo "make check: rpmbuild is not installed, tests/test_rpm.py will skip (apt-get install rpm rpmlint)")
 	$(PYTEST) -v -rs --durations=30 tests
 

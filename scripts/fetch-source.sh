@@ -27,6 +27,8 @@ tarball=$1 sha256=$2 debpkg=$3 url=$4 destdir=$5 debversion=${6:-}
 version=${tarball#Python-}
 version=${version%.tar.xz}
 version=${version%.tgz}
+# Debian spells a pre-release with a tilde: 3.15.0rc2 -> 3.15.0~rc2.
+debian_upstream=$(printf '%s' "$version" | sed -E 's/([0-9])(a|b|rc)([0-9]+)$/\1~\2\3/')
 
 sum_of() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -100,13 +102,13 @@ from_debian() {
     # pool files are gone (404), so try them in turn.
     local v
     for v in $debversion $(apt-cache "${opts[@]}" showsrc "$debpkg" 2>/dev/null |
-               sed -n 's/^Version: //p' | grep -E "^${version//./\\.}-" | sort -rV | uniq |
+               sed -n 's/^Version: //p' | grep -E "^${debian_upstream//./\\.}-" | sort -rV | uniq |
                grep -vxF -e "${debversion:-/}"); do
         rm -f "$root/dl/"*
         if (cd "$root/dl" && apt-get "${opts[@]}" -qq source --download-only --tar-only "$debpkg=$v") \
                 >"$root/source.log" 2>&1; then
             local orig
-            orig=$(find "$root/dl" -name "${debpkg}_${version}.orig.tar.*" | head -n 1)
+            orig=$(find "$root/dl" -name "${debpkg}_${debian_upstream}.orig.tar.*" | head -n 1)
             [ -n "$orig" ] && take "$orig" "Debian source package $debpkg=$v"
         else
             printf '  %s=%s: %s\n' "$debpkg" "$v" "$(grep -m1 '^E:' "$root/source.log" || echo failed)" >&2
@@ -117,14 +119,14 @@ from_debian() {
     # method (the system's proxy settings apply) against the pinned sum.
     local ext name
     for ext in xz gz; do
-        name=${debpkg}_${version}.orig.tar.$ext
+        name=${debpkg}_${debian_upstream}.orig.tar.$ext
         if /usr/lib/apt/apt-helper "${opts[@]}" download-file \
                "$archive/pool/main/${debpkg:0:1}/$debpkg/$name" "$root/dl/$name" "SHA256:$sha256" \
                >"$root/pool.log" 2>&1; then
             take "$root/dl/$name" "$archive/pool/main/${debpkg:0:1}/$debpkg/$name"
         fi
     done
-    echo "  not in the archive's pool either: $debpkg/${debpkg}_${version}.orig.tar.{xz,gz}" >&2
+    echo "  not in the archive's pool either: $debpkg/${debpkg}_${debian_upstream}.orig.tar.{xz,gz}" >&2
     return 1
 }
 

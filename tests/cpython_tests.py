@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 
+import consumers
 import harness
 import usdt
 
@@ -233,19 +234,19 @@ class Run(object):
     def _system_wide(self, cmd, env, bt):
         """Markers in libpython: bpftrace 0.17 cannot place them in a
         process it starts, so attach system-wide first (as
-        harness.Bpftrace.trace does), then run; the counts then include any
+        consumers.Bpftrace.trace does), then run; the counts then include any
         other process of this build running meanwhile."""
         with open(self.counts_file, "w") as f:
             tracer = subprocess.Popen(["bpftrace", bt], stdout=f, stderr=subprocess.PIPE,
                                       universal_newlines=True, start_new_session=True)
         self.procs.append(tracer)
         try:
-            harness.Bpftrace._wait_attached(tracer, self.counts_file)
+            consumers.Bpftrace._wait_attached(tracer, self.counts_file)
             with open(self.out, "w") as f:
                 self._wait(subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
                                             cwd=self.directory, start_new_session=True))
         finally:
-            stderr = harness.Bpftrace.interrupt(tracer)
+            stderr = consumers.Bpftrace.interrupt(tracer)
         self._read_counts(tracer.returncode, stderr)
 
     def _read_counts(self, returncode, stderr=""):

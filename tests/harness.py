@@ -17,6 +17,7 @@ tests/dtracedata/*.bt, and yields the events in the suite's format:
 with FILE relative to the fixture directory and (null) for a NULL string.
 """
 
+import collections
 import glob
 import os
 import re
@@ -59,11 +60,6 @@ def builds():
     return found
 
 
-def series_of(build):
-    """python3.13-ft -> python3.13, python3.14+usdtmon -> python3.14"""
-    return build.split("+", 1)[0].split("-", 1)[0]
-
-
 # usdtmon, the module that fires the markers from sys.monitoring: a build
 # "B+usdtmon" runs programs on build B with the module loaded (python -m
 # usdtmon) and firing every family (USDTMON_MARKERS=all), its markers in
@@ -81,36 +77,57 @@ def is_module(build):
     return build.endswith("+" + MODULE)
 
 
-# Stock interpreters, which only usdtmon gives our markers: Debian 13's own
-# python3.13 in a private root of Debian 13 (make trixie: build/trixie,
-# with usdtmon built there by its own gcc into /opt/usdtmon).  A program
-# runs there chrooted, with a /proc of its own (in a mount namespace of
-# its own, gone with it), and usdtmon as a user would have it: firing the
-# families the interpreter lacks (USDTMON_MARKERS unset).
+# Stock interpreters, which only usdtmon gives our markers, as a user has
+# them: usdtmon fires the families the interpreter lacks (USDTMON_MARKERS
+# unset), the interpreter its own.  For each: the root its programs run in
+# ("": this one), the interpreter and usdtmon's directory there, and the
+# series whose expected outputs its fixtures must give.
+#   python3.13-trixie  Debian 13's own python3.13 (gc, import and audit
+#                      markers), in a private root of Debian 13 (make
+#                      trixie: build/trixie, usdtmon built there by its own
+#                      gcc into /opt/usdtmon).  A program runs there
+#                      chrooted, with a /proc of its own (in a mount
+#                      namespace of its own, gone with it).
+#   python3.15         upstream's 3.15 as released, --with-dtrace (its own
+#                      function markers, three arguments), make stock.
+Stock = collections.namedtuple("Stock", "root python module series")
 TRIXIE = os.path.join(BUILD, "trixie")
-STOCK = {"python3.13-trixie": (TRIXIE, "/usr/bin/python3.13", "/opt/usdtmon")}
+STOCK = {
+    "python3.13-trixie": Stock(TRIXIE, "/usr/bin/python3.13", "/opt/usdtmon", "python3.13"),
+    "python3.15": Stock("", os.path.join(BUILD, "bin", "python3.15"),
+                        os.path.join(BUILD, "module", "python3.15"), "python3.14"),
+}
+
+
+def series_of(build):
+    """python3.13-ft -> python3.13, python3.14+usdtmon -> python3.14; a
+    stock interpreter's: the series whose expected outputs it gives."""
+    host = host_of(build)
+    if host in STOCK:
+        return STOCK[host].series
+    return host.split("-", 1)[0]
 
 
 def root_of(build):
     """The root directory programs of build run in ("" for this one)."""
-    return STOCK[host_of(build)][0] if host_of(build) in STOCK else ""
+    return STOCK[host_of(build)].root if host_of(build) in STOCK else ""
 
 
 def module_dir(build):
     """The directory that holds the module's package for build."""
     if host_of(build) in STOCK:
-        root, _, inner = STOCK[host_of(build)]
-        return root + inner
+        return STOCK[host_of(build)].root + STOCK[host_of(build)].module
     return os.path.join(BUILD, "module", host_of(build))
 
 
 def interpreter(build):
     """The interpreter of build (for a stock one, its path in its root)."""
     if host_of(build) in STOCK:
-        root, python, _ = STOCK[host_of(build)]
-        if not os.path.exists(root + python):
-            raise AssertionError("%s is missing: run 'make trixie'" % (root + python))
-        return python
+        stock = STOCK[host_of(build)]
+        if not os.path.exists(stock.root + stock.python):
+            raise AssertionError("%s is missing: run 'make %s'" % (
+                stock.root + stock.python, "trixie" if stock.root else "stock"))
+        return stock.python
     path = os.path.join(BUILD, "bin", host_of(build))
     if not os.path.exists(path):
         raise AssertionError("%s is missing: run 'make build'" % path)
@@ -133,7 +150,7 @@ def environment(build):
     """The environment programs run in on build."""
     env = dict(os.environ)
     if host_of(build) in STOCK:
-        env.update(PYTHONPATH=STOCK[host_of(build)][2])
+        env.update(PYTHONPATH=STOCK[host_of(build)].module)
     elif is_module(build):
         env.update(PYTHONPATH=module_dir(build), USDTMON_MARKERS="all")
     return env
@@ -141,19 +158,77 @@ def environment(build):
 
 def marker_object(build):
     """The ELF file holding the markers: the module's shared object, or
-    libpython if the interpreter links it dynamically, else the interpreter
-    itself."""
+    the interpreter's own (interpreter_object)."""
     if is_module(build):
         found = glob.glob(os.path.join(module_dir(build), MODULE, "_core.*.so"))
         if len(found) != 1:
             raise AssertionError("%s holds no one _core.*.so: run 'make module'"
                                  % module_dir(build))
         return found[0]
-    python = os.path.realpath(interpreter(build))
-    out = subprocess.run(["ldd", python], stdout=subprocess.PIPE,
-                         universal_newlines=True).stdout
-    m = re.search(r"libpython\S*\s+=>\s+(\S+)", out)
-    return os.path.realpath(m.group(1)) if m else python
+    return interpreter_object(build)
+
+
+def interpreter_object(build):
+    """The ELF file holding the interpreter's own markers: libpython if
+    the interpreter links it dynamically, else the interpreter itself (for
+    a stock one, as this system sees it under its root)."""
+    root = root_of(build)
+    python = os.path.realpath(root + interpreter(build))
+    needed = subprocess.run(["readelf", "-d", python], stdout=subprocess.PIPE,
+                            universal_newlines=True, check=True).stdout
+    m = re.search(r"\(NEEDED\)\s+Shared library: \[(libpython[^]]+)\]", needed)
+    if not m:
+        return python
+    if not root:
+        out = subprocess.run(["ldd", python], stdout=subprocess.PIPE,
+                             universal_newlines=True).stdout
+        found = re.search(re.escape(m.group(1)) + r"\s+=>\s+(\S+)", out)
+        return os.path.realpath(found.group(1))
+    for directory in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib"):
+        if os.path.exists(root + directory + "/" + m.group(1)):
+            return os.path.realpath(root + directory + "/" + m.group(1))
+    raise AssertionError("%s: %s is not under %s" % (python, m.group(1), root))
+
+
+def marker_objects(build):
+    """{marker: the ELF file that fires it} for the markers a consumer of
+    build traces.  On a stock interpreter with usdtmon: the module's for
+    the families it fires there (those the interpreter lacks), the
+    interpreter's own for the function, C-function and line markers it
+    has itself; otherwise every claimed marker of marker_object()."""
+    import usdt
+    if not (is_module(build) and host_of(build) in STOCK):
+        obj = marker_object(build)
+        return dict((marker, obj) for marker in usdt.parse_claims(claims(build)))
+    own_obj = interpreter_object(build)
+    own = usdt.markers(own_obj)
+    module = marker_object(build)
+    found = {}
+    for family in MODULE_FAMILIES:
+        source = own_obj if family[0] in own else module
+        if source == module or family[0] in ("function__entry", "cfunction__entry", "line"):
+            for marker in family:
+                found[marker] = source
+    return found
+
+
+# usdtmon's families (usdtmon.FAMILIES): it fires a family when the
+# interpreter lacks the family's first marker.
+MODULE_FAMILIES = (("function__entry", "function__return"),
+                   ("cfunction__entry", "cfunction__return"),
+                   ("line",), ("gc__start", "gc__done"))
+
+
+def argument_counts(build):
+    """{marker: its sites' argument count} for marker_objects(build)."""
+    import usdt
+    notes, counts = {}, {}
+    for marker, obj in marker_objects(build).items():
+        if obj not in notes:
+            notes[obj] = usdt.markers(obj)
+        if marker in notes[obj]:
+            counts[marker] = notes[obj][marker]
+    return counts
 
 
 def claims(build):
@@ -166,10 +241,41 @@ def expected_path(build, fixture):
     return os.path.join(DATA, "expected", series_of(build), fixture + ".txt")
 
 
-def read_expected(build, fixture):
-    with open(expected_path(build, fixture)) as f:
+def read_lines(path):
+    """An expected output's lines: blank lines and # comments left out."""
+    with open(path) as f:
         return [line.rstrip("\n") for line in f
                 if line.strip() and not line.startswith("#")]
+
+
+def read_expected(build, fixture):
+    return read_lines(expected_path(build, fixture))
+
+
+def as_traced(build, events):
+    """Events as a consumer of build's marker_objects() prints them: a
+    stock interpreter's own markers may have fewer arguments than ours
+    (upstream 3.15's function markers: three, no module name), and there
+    a missing argument's field is "-" (absent_arguments)."""
+    counts = argument_counts(build)
+    traced = []
+    for event in events:
+        fields = event.split(" ")
+        count = min(counts.get(fields[0], len(fields) - 1), len(fields) - 1)
+        traced.append(" ".join(fields[:count + 1] + ["-"] * (len(fields) - 1 - count)))
+    return traced
+
+
+ABSENT = re.compile(r'arg(\d) == 0 \? "\(null\)" : str\(arg\1\)')
+
+
+def absent_arguments(block, count):
+    """A consumer script's probe block for a marker whose sites have count
+    arguments: a string argument it prints beyond them prints "-"."""
+    block = ABSENT.sub(lambda m: '"-"' if int(m.group(1)) >= count else m.group(0), block)
+    beyond = [n for n in re.findall(r"\barg(\d)\b", block) if int(n) >= count]
+    assert not beyond, "the script reads arg%s, which the site lacks:\n%s" % (beyond[0], block)
+    return block
 
 
 def mismatch(got, want, details=""):
@@ -185,18 +291,6 @@ def mismatch(got, want, details=""):
     if details:
         lines.append(details)
     return "\n".join(lines)
-
-
-def tracing_unavailable(who):
-    """Why who (a consumer that defines uprobes through the kernel's
-    tracing file system) cannot trace here, or None."""
-    if os.geteuid() != 0:
-        return "%s needs root" % who
-    if not any(os.path.exists(p) for p in (
-            "/sys/kernel/tracing/uprobe_events",
-            "/sys/kernel/debug/tracing/uprobe_events")):
-        return "tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)"
-    return None
 
 
 def wait_until_still(path):
@@ -269,25 +363,6 @@ def stop_background():
             pass
 
 
-def uprobe_tracers():
-    """The uprobe tracers running here (bpftrace, bcc's tools, perf), as
-    a line of what may have disturbed gdb, or ""."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        words = " ".join(os.path.basename(a) for a in argv[:2])
-        if re.search(r"\b(bpftrace|perf|staprun|ucalls|uflow|ugc|ustat)\b|bpfcc", words):
-            found.append("%s (%s)" % (pid, " ".join(argv[:3])))
-    if not found:
-        return ""
-    return ("uprobe tracers running meanwhile, whose uprobes on the markers' sites "
-            "take gdb's breakpoints away: " + ", ".join(found))
-
-
 class FixtureDir(object):
     """A private, short-named copy of tests/dtracedata: bpftrace compares at
     most 64 bytes of a string, so fixture paths stay short.  Under a root
@@ -313,6 +388,26 @@ class FixtureDir(object):
         return [line.replace(self.inner, "") for line in lines]
 
 
+# dtracedata/forksite.c: a C program with one marker, which forks
+# (test_fork.py, test_sites.py), built with either site.
+SITE_NOPS = {
+    "nop-nop10": "nop; .byte 0x66; .byte 0x2e; .byte 0x0f; .byte 0x1f; .byte 0x84; "
+                 ".byte 0x00; .byte 0x00; .byte 0x00; .byte 0x00; .byte 0x00",
+    "nop5": ".byte 0x0f; .byte 0x1f; .byte 0x44; .byte 0x00; .byte 0x00",
+}
+FORKSITE = os.path.join(DATA, "forksite.c")
+
+
+def forksite(directory, site):
+    """dtracedata/forksite.c built in directory with the site SITE_NOPS[site]."""
+    if shutil.which("gcc") is None:
+        raise AssertionError("gcc is needed to build %s" % FORKSITE)
+    exe = os.path.join(directory, "forksite-" + site)
+    subprocess.run(["gcc", "-O2", "-o", exe, "-DSITE_NOP=" + SITE_NOPS[site], FORKSITE],
+                   check=True)
+    return exe
+
+
 def oracle(build, mode, fixture):
     """What sys.setprofile or sys.settrace sees of a fixture (on build's
     interpreter, without usdtmon)."""
@@ -327,216 +422,27 @@ def oracle(build, mode, fixture):
         return d.relative(out.stdout.splitlines())
 
 
-class Bpftrace(object):
-    name = "bpftrace"
-    suffix = ".bt"
-
-    def unavailable(self):
-        if shutil.which("bpftrace") is None:
-            return "bpftrace is not installed (apt-get install bpftrace)"
-        return tracing_unavailable("bpftrace")
-
-    # Room for bursts: a recursion 500 deep is 1000 events at once.
-    ENV = dict(os.environ, BPFTRACE_PERF_RB_PAGES="1024")
-
-    def _script(self, d, build, script, pid="cpid"):
-        """The script, filled in: @PID@ is the traced program's PID (cpid,
-        bpftrace's name for the program it starts with -c).  The probes of
-        markers the build does not claim are left out (bpftrace refuses a
-        probe without a site)."""
-        with open(os.path.join(DATA, script + self.suffix)) as f:
-            text = f.read()
-        import usdt
-        claimed = usdt.parse_claims(claims(build))
-        text = "\n\n".join(
-            block for block in text.split("\n\n")
-            if not re.match(r"usdt:@OBJECT@:python:(\w+)", block) or
-            re.match(r"usdt:@OBJECT@:python:(\w+)", block).group(1) in claimed)
-        text = (text.replace("@OBJECT@", marker_object(build))
-                    .replace("@DIRLEN@", str(len(d.inner)))
-                    .replace("@DIR@", d.inner)
-                    .replace("@PID@", str(pid)))
-        path = os.path.join(d.path, script + self.suffix)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
-    @staticmethod
-    def _events(d, returncode, stderr, out):
-        with open(out) as f:
-            raw = f.read()
-        assert returncode == 0, (stderr, raw)
-        assert "Lost" not in stderr + raw, "bpftrace lost events"
-        events = []
-        for line in raw.splitlines():
-            m = re.match(r"(\d+) (\d+) (.*)$", line)
-            if m:
-                events.append((int(m.group(1)), int(m.group(2)),
-                               d.relative([m.group(3)])[0]))
-        # Per-CPU buffers: order by time, not by arrival.
-        events.sort()
-        return [(tid, event) for _, tid, event in events]
-
-    def trace(self, build, script, fixture):
-        """Run fixture under script: its (thread id, event)s, oldest first."""
-        with FixtureDir(root_of(build)) as d:
-            out = os.path.join(d.path, "out.txt")
-            program = command(build, os.path.join(d.inner, fixture + ".py"))
-            if marker_object(build) == os.path.realpath(program[0]):
-                bt = self._script(d, build, script)
-                with open(out, "w") as f:
-                    proc = subprocess.run(
-                        ["bpftrace", "-c", " ".join(program), bt],
-                        stdout=f, stderr=subprocess.PIPE, universal_newlines=True,
-                        timeout=300, cwd=d.path, env=self.ENV)
-                return self._events(d, proc.returncode, proc.stderr, out)
-            # Markers in a shared library: bpftrace 0.17 cannot find them
-            # for a process it starts with -c, which has not loaded the
-            # library yet ("Error finding location for probe").  So trace
-            # the library system-wide, and start the program held before
-            # its exec: its PID is known to the script (@PID@) before it
-            # loads anything.
-            held = Held(program, cwd=d.path, env=environment(build))
-            try:
-                bt = self._script(d, build, script, held.pid)
-                with open(out, "w") as f:
-                    tracer = subprocess.Popen(
-                        ["bpftrace", bt], stdout=f, stderr=subprocess.PIPE,
-                        universal_newlines=True, env=self.ENV)
-                try:
-                    self._wait_attached(tracer, out)
-                    assert held.release(timeout=300) == 0, "%s failed" % program
-                    # Let bpftrace drain its buffers before it is stopped.
-                    wait_until_still(out)
-                finally:
-                    stderr = self.interrupt(tracer)
-            finally:
-                held.kill()
-            return self._events(d, tracer.returncode, stderr, out)
-
-    @staticmethod
-    def interrupt(tracer):
-        """Stop a bpftrace started with stderr=PIPE as Ctrl-C does; its
-        stderr.  bpftrace 0.17 has been seen here to miss a SIGINT and wait
-        on: the signal is sent again after 10 s, for a minute.  Not sooner:
-        a second SIGINT while bpftrace is still detaching (slow beside the
-        guest's qemu) kills it (exit status -2)."""
-        for _ in range(6):
-            tracer.send_signal(signal.SIGINT)
-            try:
-                return tracer.communicate(timeout=10)[1]
-            except subprocess.TimeoutExpired:
-                pass
-        tracer.kill()
-        raise AssertionError("bpftrace did not stop on SIGINT: %s" % tracer.communicate()[1])
-
-    @staticmethod
-    def _wait_attached(tracer, out):
-        """Wait until BEGIN printed "tracing": every probe is attached."""
-        deadline = time.time() + 60
-        while time.time() < deadline and tracer.poll() is None:
-            if os.path.exists(out) and "tracing" in open(out).read():
-                return
-            time.sleep(0.1)
-        raise AssertionError("bpftrace did not start: %s" % (tracer.stderr.read()
-                             if tracer.poll() is not None else "timeout"))
-
-    def run(self, build, script, fixture):
-        """Run fixture under script: its events, oldest first."""
-        return [event for _, event in self.trace(build, script, fixture)]
-
-    def attach(self, build, script, fixture):
-        """Start fixture; once it says "ready", attach script to it, then
-        let it go on by creating the file its argument names.  Its events,
-        oldest first."""
-        with FixtureDir() as d:
-            bt = self._script(d, build, script)
-            out = os.path.join(d.path, "out.txt")
-            go = os.path.join(d.path, "go")
-            program = subprocess.Popen(
-                [interpreter(build), os.path.join(d.path, fixture + ".py"), go],
-                stdout=subprocess.PIPE, universal_newlines=True)
-            tracer = None
-            try:
-                assert program.stdout.readline() == "ready\n"
-                with open(out, "w") as f:
-                    tracer = subprocess.Popen(
-                        ["bpftrace", "-p", str(program.pid), bt],
-                        stdout=f, stderr=subprocess.PIPE,
-                        universal_newlines=True, env=self.ENV)
-                self._wait_attached(tracer, out)
-                open(go, "w").close()
-                assert program.wait(timeout=60) == 0
-                _, stderr = tracer.communicate(timeout=60)
-            finally:
-                for p in (program, tracer):
-                    if p is not None and p.poll() is None:
-                        p.kill()
-            return [e for _, e in self._events(d, tracer.returncode, stderr, out)]
-
-
-# gdb as the tests run it: no init files, quiet, batch, and no debugging
-# information read (--readnever: the markers' notes and the ELF symbols are
-# all it needs; reading libpython's DWARF costs about half a second a run).
-GDB = ["gdb", "-nx", "-q", "-batch", "--readnever"]
-
-
-class Gdb(object):
-    """gdb, with breakpoints on the markers (-probe-stap) whose commands,
-    in gdb's Python, write the events to a file and never stop."""
-    name = "gdb"
-    suffix = ".gdb"
-
-    def unavailable(self):
-        if shutil.which("gdb") is None:
-            return "gdb is not installed (apt-get install gdb)"
-        return None
-
-    def run(self, build, script, fixture):
-        """Run fixture under script; the events, in order."""
-        with FixtureDir() as d:
-            out = os.path.join(d.path, "out.txt")
-            with open(os.path.join(DATA, script + self.suffix)) as f:
-                text = f.read().replace("@DIR@", d.path).replace("@OUT@", out)
-            path = os.path.join(d.path, script + self.suffix)
-            with open(path, "w") as f:
-                f.write(text)
-            proc = subprocess.run(
-                GDB + ["-x", path, "--args",
-                 interpreter(build), os.path.join(d.path, fixture + ".py")],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                universal_newlines=True, timeout=600, cwd=d.path)
-            assert proc.returncode == 0, proc.stdout
-            assert "exited normally" in proc.stdout, proc.stdout
-            # What could have taken gdb's breakpoints (test_sites.py,
-            # test_gdb_loses_a_site_to_a_uprobe).
-            self.details = uprobe_tracers()
-            with open(out) as f:
-                return d.relative(f.read().splitlines())
-
-
-class Stap(object):
-    """SystemTap with its module runtime, in a qemu guest (tests/guest): the
-    scripts are dtracedata/*.stp; every stap run of a test session shares
-    one boot, done when the first result is wanted."""
-    name = "stap"
-    suffix = ".stp"
-
-    def unavailable(self):
-        from guest.session import session
-        return session().unavailable()
-
-    def run(self, build, script, fixture):
-        """Run fixture under script; the events, oldest first."""
-        from guest import jobs
-        from guest.session import session
-        result = session().result(jobs.semantics_name(build, script, fixture))
-        self.details = result.describe()
-        prefix = result.job.data["fixtures"]
-        return [line.replace(prefix, "") for line in result.trace().splitlines()]
-
-
-CONSUMERS = [Bpftrace(), Gdb(), Stap()]
+# Runs a program as its own __main__ once told to on stdin: a consumer
+# attaches to it first (bpftrace -p, bcc's tools), once it said READY
+# (interpreter started, libpython loaded, its own frame entered).  Its
+# frame, entered before tracing began, is the fixture's caller: the scripts
+# see it return, not start.  The fixture runs in the namespace of the
+# module __main__ itself, so that what it defines can be pickled by name
+# (multiprocessing).
+READY = "launcher ready"
+LAUNCHER = """\
+import sys
+import __main__
+sys.stdout.write("%s\\n")
+sys.stdout.flush()
+sys.stdin.readline()
+path = sys.argv[1]
+sys.argv = sys.argv[1:]
+with open(path) as f:
+    code = compile(f.read(), path, "exec")
+__main__.__file__ = path
+exec(code, __main__.__dict__)
+""" % READY
 
 
 def cannot_run(reason):

@@ -54,6 +54,37 @@ def gen_tapset(python, outdir, *options):
     return proc.stdout.strip()
 
 
+# README's one-line call tree, as the fixture call_stack.py gives it on
+# each series: tests/guest/expected/SERIES/calltree.txt.
+CALLTREE_EXPECTED = os.path.join(harness.TESTS, "guest", "expected")
+
+# thread_indent's columns: microseconds since the thread's first event,
+# execname(tid): (the comm differs between builds), then the indentation.
+CALLTREE_LINE = re.compile(r"^\s*\d+ \S+\(\d+\):( *(?:=>|<=) \S+ in (.+):\d+)$")
+
+
+def expected_calltree(series):
+    return harness.read_lines(os.path.join(CALLTREE_EXPECTED, series, "calltree.txt"))
+
+
+def calltree_lines(out, fixtures):
+    """The one-liner's output without its time and execname(tid) columns, only
+    the lines of the fixture's own code, in the directory fixtures (Python 2
+    names it call_stack.py, Python 3 with its directory), file names
+    relative to it.  The standard library's start-up and shutdown frames
+    depend on the installation."""
+    tree = []
+    for line in out.splitlines():
+        m = CALLTREE_LINE.match(line)
+        assert m, "not a line of the call tree's format: %r" % line
+        event, filename = m.groups()
+        if filename.startswith(fixtures):
+            tree.append(event.replace(" in " + fixtures, " in "))
+        elif not filename.startswith(("/", "<")):
+            tree.append(event)
+    return tree
+
+
 def variant(build):
     """python3.13-shared -> -shared, python2.7 -> ''."""
     return build[len(harness.series_of(build)):]
@@ -98,12 +129,43 @@ def need_stap():
         harness.cannot_run("stap cannot run: " + reason)
 
 
+def tapset_directory(out, python_stp=OUR_PYTHON_STP, extra=()):
+    """SystemTap's tapset directory as a package of ours leaves it, at out,
+    for stap to read through SYSTEMTAP_TAPSET in place of its own: symbolic
+    links to SystemTap's files, its python.stp replaced by python_stp (None:
+    kept, as beside a tapset installed by hand), and the files extra.  An
+    identical directory already at out is left as it is (stap's cache keys
+    on the tapsets' time stamps).  Why a copy: SystemTap's own python.stp
+    defines python.function.entry/return over /usr/lib*/libpython*.so*, and
+    stap reads its own directory before any -I directory.  What it made, in
+    a line."""
+    if not os.path.isdir(SYSTEM_TAPSETS):
+        raise AssertionError("%s is missing (apt-get install systemtap-common)" % SYSTEM_TAPSETS)
+    scratch = out + ".tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    subprocess.run(["cp", "-rs", SYSTEM_TAPSETS, scratch], check=True)
+    for path in ([python_stp] if python_stp else []) + list(extra):
+        target = os.path.join(scratch, os.path.basename(path))
+        if os.path.lexists(target):
+            os.remove(target)
+        shutil.copy2(path, target)
+    same = os.path.isdir(out) and subprocess.run(
+        ["diff", "-r", "-q", out, scratch], stdout=subprocess.DEVNULL).returncode == 0
+    if same:
+        shutil.rmtree(scratch)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        os.rename(scratch, out)
+    return "%s with %s" % (SYSTEM_TAPSETS, ", ".join(
+        (["python.stp replaced by " + python_stp] if python_stp else [])
+        + [os.path.basename(p) + " added" for p in extra]) or "nothing changed")
+
+
 class TapsetTree(object):
-    """A scratch copy of SystemTap's tapset directory (symbolic links to
-    its files, SystemTap's python.stp included) with our tapsets installed
-    into it by `make install PYTHON=...` for each Python given, as on a
-    machine with our package installed.  stap reads it through
-    SYSTEMTAP_TAPSET in place of its own directory."""
+    """A scratch tapset directory (tapset_directory) with our tapsets
+    installed into it by `make install PYTHON=...` for each Python given
+    (ours: our python.stp too), as on a machine with our package installed."""
 
     def __init__(self, pythons, ours=True, extra=()):
         self.pythons = pythons
@@ -113,21 +175,16 @@ class TapsetTree(object):
     def __enter__(self):
         self.scratch = tempfile.mkdtemp(prefix="pst-tapsets-")
         self.path = os.path.join(self.scratch, "tapset")
-        subprocess.run(["cp", "-rs", SYSTEM_TAPSETS, self.path], check=True)
+        installed = []
         if self.ours:
             root = os.path.join(self.scratch, "root")
             for python in self.pythons:
                 proc = make("install", "PYTHON=" + python, "DESTDIR=" + root,
                             "tapsetdir=" + TAPSETDIR)
                 assert proc.returncode == 0, proc.stderr
-            installed = root + TAPSETDIR
-            for name in os.listdir(installed):
-                target = os.path.join(self.path, name)
-                if os.path.lexists(target):
-                    os.remove(target)
-                shutil.copy(os.path.join(installed, name), target)
-        for path in self.extra:
-            shutil.copy(path, self.path)
+            installed = [os.path.join(root + TAPSETDIR, name)
+                         for name in sorted(os.listdir(root + TAPSETDIR))]
+        tapset_directory(self.path, python_stp=None, extra=installed + list(self.extra))
         return self
 
     def __exit__(self, *exc):

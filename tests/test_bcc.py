@@ -17,7 +17,7 @@ tests/dtracedata:
 
 ucalls, uflow and ugc attach to a process by its PID, ustat to every
 process named python: the program waits (a fixture under
-test_examples_bpftrace's launcher) until the tool traces, then runs.
+harness.LAUNCHER) until the tool traces, then runs.
 While a tool runs, the semaphores of its markers are set in the traced
 process; once it is stopped with SIGINT (Ctrl-C) they must be 0 again.
 bcc compiles its BPF program against kernel headers: the running kernel
@@ -29,81 +29,19 @@ import collections
 import glob
 import os
 import re
-import shutil
-import signal
 import struct
 import subprocess
 import time
 
 import pytest
 
+import cases
+import consumers
 import harness
 import usdt
-from test_examples_bpftrace import LAUNCHER, READY, expected_calls, function_cases
+from harness import LAUNCHER, READY
 
-HEADERS_SCRIPT = os.path.join(harness.REPO, "scripts", "bcc-headers.sh")
-HEADERS = os.path.join(harness.BUILD, "bcc-headers")
-TOOL_DIRS = ("/usr/sbin", "/usr/share/bcc/tools/lib", "/usr/share/bcc/tools")
-
-_environment = []
-
-
-def tool_path(name):
-    """bcc's tool NAME (ucalls, uflow, ugc, ustat), or None."""
-    for d in TOOL_DIRS:
-        path = os.path.join(d, name)
-        if os.access(path, os.X_OK):
-            return path
-    return shutil.which(name)
-
-
-def unavailable():
-    """Why bcc's tools cannot run here, or None; makes the header tree."""
-    missing = [name for name in ("ucalls", "uflow", "ugc", "ustat") if tool_path(name) is None]
-    if missing:
-        return ("bcc's %s not installed (apt-get install bpfcc-tools python3-bpfcc)"
-                % ", ".join(missing))
-    if subprocess.run(["/usr/bin/python3", "-c", "import bcc"], stdout=subprocess.DEVNULL,
-                      stderr=subprocess.DEVNULL).returncode != 0:
-        return "python3 cannot import bcc (apt-get install python3-bpfcc)"
-    reason = harness.tracing_unavailable("bcc's tools")
-    if reason:
-        return reason
-    if not [d for d in glob.glob("/usr/src/linux-headers-*-amd64")
-            if os.path.isdir(d[:-len("amd64")] + "common")]:
-        return ("no kernel headers to compile bcc's programs against "
-                "(apt-get install linux-headers-amd64)")
-    made = subprocess.run([HEADERS_SCRIPT, HEADERS], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
-    assert made.returncode == 0, made.stderr
-    # bcc compiles and loads a program (BPF allowed, headers usable)?
-    probe = subprocess.run(
-        ["/usr/bin/python3", "-c", "from bcc import BPF\n"
-         "BPF(text='int f(void *ctx) { return 0; }').load_func('f', BPF.KPROBE)"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-        env=tool_env(), timeout=300)
-    if probe.returncode != 0:
-        return ("bcc cannot compile and load a BPF program here "
-                "(BCC_KERNEL_SOURCE=%s): %s" % (HEADERS, probe.stdout.strip()[-500:]))
-    return None
-
-
-def need_bcc():
-    if not _environment:
-        _environment.append(unavailable())
-    if _environment[0]:
-        harness.cannot_run(_environment[0])
-
-
-def tool_env():
-    # Unbuffered: the test reads the tool's "Tracing..." line as it comes.
-    return dict(os.environ, BCC_KERNEL_SOURCE=HEADERS, PYTHONUNBUFFERED="1")
-
-
-def default_sigint():
-    """A tool is Python: it turns SIGINT into KeyboardInterrupt only if
-    SIGINT is not ignored, as it is in a background job of a script."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+BCC = consumers.Bcc()
 
 
 def semaphore(pid, build, marker):
@@ -142,18 +80,6 @@ def read(path):
         return f.read()
 
 
-def stop(tracer):
-    """SIGINT, as Ctrl-C: the tool prints what it has, detaches and exits.
-    Once: a second SIGINT could cut its clean-up short."""
-    tracer.send_signal(signal.SIGINT)
-    try:
-        return tracer.communicate(timeout=120)[1]
-    except subprocess.TimeoutExpired:
-        tracer.kill()
-        raise AssertionError("%s did not stop on SIGINT: %s" % (tracer.args,
-                                                                 tracer.communicate()[1]))
-
-
 def trace(tool, build, d, argv, markers, flags=(), python=None, attached=None):
     """Run a program (argv: a script and its arguments) under tool (a list:
     the tool and its options; the program's PID is added, unless attached
@@ -179,8 +105,8 @@ def trace(tool, build, d, argv, markers, flags=(), python=None, attached=None):
         with open(out, "w") as f:
             tracer = subprocess.Popen(
                 tool + ([] if attached else [str(program.pid)]), stdout=f,
-                stderr=subprocess.PIPE, universal_newlines=True, cwd=d, env=tool_env(),
-                preexec_fn=default_sigint)
+                stderr=subprocess.PIPE, universal_newlines=True, cwd=d, env=BCC.env(),
+                preexec_fn=consumers.default_sigint)
         if attached is None:
             wait_for("%s attached" % tool[0],
                      lambda: re.search(r"^Tracing", read(out), re.M), [tracer, program])
@@ -194,7 +120,7 @@ def trace(tool, build, d, argv, markers, flags=(), python=None, attached=None):
         wait_for("the program's end", lambda: "done\n" in read(said), [program])
         # Let the tool print what its buffers hold.
         harness.wait_until_still(out)
-        stderr = stop(tracer)
+        stderr = consumers.interrupt(tracer)
         text = read(out)
         assert tracer.returncode == 0, (tracer.returncode, stderr, text)
         assert not re.search(r"lost \d+ samples", stderr + text, re.I), (stderr, text)
@@ -212,7 +138,7 @@ def trace(tool, build, d, argv, markers, flags=(), python=None, attached=None):
 
 
 def launch(d, fixture, prologue=""):
-    """test_examples_bpftrace's launcher for fixture, preceded by
+    """harness.LAUNCHER for fixture, preceded by
     prologue, that says "done" when the fixture has run."""
     launcher = os.path.join(d, "launch.py")
     with open(launcher, "w") as f:
@@ -230,13 +156,13 @@ def fixture_file(d, file):
 
 
 @pytest.mark.parametrize("build,fixture", [(b, f) for f in ("call_stack", "deep_calls")
-                                           for b in function_cases(f)])
+                                           for b in cases.function_cases(f)])
 def test_calls(build, fixture):
     """ucalls -l python PID: on SIGINT, a line per function (FILE.FUNC and
     its calls), equal to the expected function__entry events by function."""
-    need_bcc()
+    harness.require(BCC)
     with harness.FixtureDir() as d:
-        text, _ = trace([tool_path("ucalls"), "-l", "python"], build, d.path,
+        text, _ = trace([BCC.tool_path("ucalls"), "-l", "python"], build, d.path,
                         launch(d.path, fixture), ["function__entry"])
         got = collections.Counter()
         rows = text.split("# CALLS\n", 1)
@@ -248,18 +174,18 @@ def test_calls(build, fixture):
             if file:
                 got[(m.group(2), file)] += int(m.group(3))
     expected = collections.Counter((func, file) for kind, func, file, _
-                                   in expected_calls(build, fixture)
+                                   in cases.expected_calls(build, fixture)
                                    if kind == "function__entry")
     assert got == expected, text
 
 
-@pytest.mark.parametrize("build", list(function_cases("call_stack")))
+@pytest.mark.parametrize("build", list(cases.function_cases("call_stack")))
 def test_flow(build):
     """uflow -l python PID: a line per entry (->) and return (<-), indented
     by depth, in order; the fixture's are exactly the expected tree."""
-    need_bcc()
+    harness.require(BCC)
     with harness.FixtureDir() as d:
-        text, _ = trace([tool_path("uflow"), "-l", "python"], build, d.path,
+        text, _ = trace([BCC.tool_path("uflow"), "-l", "python"], build, d.path,
                         launch(d.path, "call_stack"), ["function__entry", "function__return"])
         got = []
         for line in text.splitlines():
@@ -271,7 +197,7 @@ def test_flow(build):
                 if file:
                     got.append("%s%s %s in %s" % (" " * indent, m.group(3), m.group(5), file))
     expected, depth = [], 0
-    for kind, func, file, _ in expected_calls(build, "call_stack"):
+    for kind, func, file, _ in cases.expected_calls(build, "call_stack"):
         if kind == "function__return":
             depth -= 1
         expected.append("%s%s %s in %s" % ("  " * depth, "->" if kind == "function__entry"
@@ -302,9 +228,9 @@ def test_gc(build):
     collections disabled from before ugc attaches: exactly two lines.
     bcc 0.26's Python formatter returns nothing, so the description is
     "None"; a fixed one says "gen 2 GC collected N objects"."""
-    need_bcc()
+    harness.require(BCC)
     with harness.FixtureDir() as d:
-        text, _ = trace([tool_path("ugc"), "-l", "python"], build, d.path,
+        text, _ = trace([BCC.tool_path("ugc"), "-l", "python"], build, d.path,
                         launch(d.path, "gc_import", "import gc\ngc.disable()\n"),
                         ["gc__start", "gc__done"], ["-S"])
     header = re.search(r"^START +TIME \(us\) +DESCRIPTION *\n", text, re.M)
@@ -362,7 +288,7 @@ def test_stat(build):
     INTERVAL, rounded down, so they must be CALLS / INTERVAL and
     COLLECTIONS / INTERVAL (the counts are in [CALLS, CALLS + INTERVAL),
     and likewise)."""
-    need_bcc()
+    harness.require(BCC)
     sites = len([s for s in usdt.read_sites(harness.marker_object(build))
                  if s.name in ("function__entry", "gc__start")])
 
@@ -382,7 +308,7 @@ def test_stat(build):
         with open(program, "w") as f:
             f.write(STAT_PROGRAM % (READY, CALLS, COLLECTIONS))
         # One output, INTERVAL seconds long unless SIGINT cuts it short.
-        text, pid = trace([tool_path("ustat"), "-l", "python", "-C", str(INTERVAL), "1"],
+        text, pid = trace([BCC.tool_path("ustat"), "-l", "python", "-C", str(INTERVAL), "1"],
                           build, d.path, [program], ["function__entry", "gc__start"], ["-S"],
                           python, attached)
     header = re.search(r"^PID +CMDLINE +METHOD/s +GC/s +OBJNEW/s +CLOAD/s +EXC/s +THR/s *$",

@@ -12,11 +12,12 @@ import subprocess
 
 import pytest
 
+import consumers
 import harness
 
 DEMO = os.path.join(harness.REPO, "scripts", "demo.sh")
 WORKLOAD = "examples/workload.py"
-BPFTRACE = harness.Bpftrace()
+BPFTRACE = consumers.Bpftrace()
 
 
 def oracle_calls(build):

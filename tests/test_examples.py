@@ -12,25 +12,13 @@ import re
 
 import pytest
 
+import cases
 import harness
 import usdt
 import staptools
-from guest import jobs
+from guest import jobs, session
 
-# Run in the guest (tests/guest/jobs.py examples) on every series:
-# (example, its arguments, the fixture of tests/dtracedata it runs with -c).
-# CHECKS below says what each must print.
-GUEST_CASES = [
-    ("calltree.stp", [], "call_stack"),
-    ("top.stp", [], "spin"),
-    ("latency.stp", [], "spin"),
-    ("slowcalls.stp", ["0"], "call_stack"),
-    ("gc.stp", [], "gc_import"),
-    ("imports.stp", [], "gc_import"),
-    ("lines.stp", [], "spin"),
-    ("stacks.stp", [], "call_stack"),
-    ("cfunctions.stp", [], "spin"),
-]
+GUEST_CASES = cases.GUEST_EXAMPLES
 
 BUILDS = harness.builds()
 
@@ -40,7 +28,7 @@ def build_markers(build):
                if s.provider == "python")
 
 
-def cases():
+def build_cases():
     """(build, example) where the build has every marker the example uses
     (every example on a build not made yet: its tests then say so)."""
     for build in BUILDS:
@@ -54,7 +42,7 @@ def cases():
                 yield build, example
 
 
-CASES = list(cases())
+CASES = list(build_cases())
 
 
 @pytest.mark.quick
@@ -149,9 +137,8 @@ def stacks_of(build, fixture):
 
 def check_calltree(out, build, fixtures):
     # README's one-line call tree (test_guest.py), printed by the example.
-    import test_guest
-    expected = os.path.join(test_guest.EXPECTED, harness.series_of(build), "calltree.txt")
-    assert test_guest.calltree_lines(out, fixtures) == test_guest.read_expected(expected)
+    assert (staptools.calltree_lines(out, fixtures)
+            == staptools.expected_calltree(harness.series_of(build)))
 
 
 def ours(out, fixtures):
@@ -332,7 +319,6 @@ def test_example_runs(case):
     install` leaves, run with -c on a fixture: what CHECKS says it must
     print."""
     example, build = case
-    from test_guest import guest
-    result = guest().result(jobs.example_name(example, build))
+    result = session.required().result(jobs.example_name(example, build))
     out = result.trace()
     CHECKS[example](out, build, result.job.data["fixtures"])

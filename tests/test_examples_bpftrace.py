@@ -10,119 +10,26 @@ the fixture makes itself.
 import collections
 import os
 import re
-import signal
-import subprocess
-import time
 
 import pytest
 
+import cases
+import consumers
 import harness
 
 BT = os.path.join(harness.REPO, "examples", "bpftrace")
-BPFTRACE = harness.Bpftrace()
+BPFTRACE = consumers.Bpftrace()
 
 
 def need_bpftrace():
     harness.require(BPFTRACE)
 
 
-# Runs a program as its own __main__ once told to on stdin: bpftrace -p
-# attaches to it first, once it said READY (interpreter started, libpython
-# loaded, its own frame entered).  Its frame, entered before tracing began,
-# is the fixture's caller: the scripts see it return, not start.  The
-# fixture runs in the namespace of the module __main__ itself, so that what
-# it defines can be pickled by name (multiprocessing).
-READY = "launcher ready"
-LAUNCHER = """\
-import sys
-import __main__
-sys.stdout.write("%s\\n")
-sys.stdout.flush()
-sys.stdin.readline()
-path = sys.argv[1]
-sys.argv = sys.argv[1:]
-with open(path) as f:
-    code = compile(f.read(), path, "exec")
-__main__.__file__ = path
-exec(code, __main__.__dict__)
-""" % READY
-
-
-def run(script, build, fixture_dir, program, flags=(), env=None, printed=None):
-    """bpftrace SCRIPT ELF -p PID for the process PYTHON [flags] program
-    (a list), which waits for bpftrace to attach (the scripts trace every
-    process of the ELF without -p, and other tests run Pythons too), pinned
-    to one CPU so that the script's lines arrive whole and in order; the
-    script's output.  printed: a list to extend with the program's stdout
-    lines."""
-    out = os.path.join(fixture_dir, "out.txt")
-    launcher = os.path.join(fixture_dir, "launch.py")
-    with open(launcher, "w") as f:
-        f.write(LAUNCHER)
-    python = subprocess.Popen(
-        [harness.interpreter(build)] + list(flags) + [launcher] + program,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, cwd=fixture_dir, env=dict(os.environ, **(env or {})),
-        preexec_fn=lambda: os.sched_setaffinity(0, {0}))
-    tracer = None
-    try:
-        ready = python.stdout.readline()
-        assert ready == READY + "\n", (ready, python.communicate())
-        tracer = subprocess.Popen(
-            ["bpftrace", "-p", str(python.pid), "-o", out, os.path.join(BT, script),
-             harness.marker_object(build)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-            cwd=fixture_dir, env=dict(os.environ, BPFTRACE_PERF_RB_PAGES="1024"))
-        deadline = time.time() + 300
-        while not (os.path.exists(out) and "Attaching" in open(out).read()):
-            assert tracer.poll() is None, tracer.communicate()
-            assert time.time() < deadline, "bpftrace did not attach"
-            time.sleep(0.1)
-        time.sleep(0.5)
-        said, err = python.communicate("go\n", timeout=300)
-        assert python.returncode == 0, err
-        if printed is not None:
-            printed.extend(said.splitlines())
-        time.sleep(1)
-    finally:
-        if python.poll() is None:
-            python.kill()
-            python.communicate()
-        if tracer is not None:
-            if tracer.poll() is None:
-                tracer.send_signal(signal.SIGINT)
-            _, stderr = tracer.communicate(timeout=300)
-    with open(out) as f:
-        text = f.read()
-    assert tracer.returncode == 0, (stderr, text)
-    assert "Lost" not in stderr + text, "bpftrace lost events"
-    return text
-
-
-def function_cases(fixture):
-    """Builds claiming the function markers, with expected events for fixture."""
-    for build in harness.builds():
-        with open(harness.claims(build)) as f:
-            claimed = f.read().split()
-        if "function__entry" in claimed and os.path.exists(harness.expected_path(build, fixture)):
-            yield build
-
-
-def expected_calls(build, fixture):
-    """[(kind, func, file, line)] of the function events, in order."""
-    events = []
-    for line in harness.read_expected(build, fixture):
-        words = line.split()
-        if words[0] in ("function__entry", "function__return"):
-            events.append((words[0], words[2], words[1], int(words[3])))
-    return events
-
-
-@pytest.mark.parametrize("build", list(function_cases("call_stack")))
+@pytest.mark.parametrize("build", list(cases.function_cases("call_stack")))
 def test_calltree(build):
     need_bpftrace()
     with harness.FixtureDir() as d:
-        text = run("calltree.bt", build, d.path, [d.path + "call_stack.py"])
+        text = BPFTRACE.run_launched(os.path.join(BT, "calltree.bt"), build, d.path, [d.path + "call_stack.py"])
         got = []
         for line in text.splitlines():
             m = re.match(r"\d+ ( *)(=>|<=) (\S+) in (\S+):(\d+)$", line)
@@ -130,7 +37,7 @@ def test_calltree(build):
                 got.append("%s%s %s in %s:%s" % (m.group(1), m.group(2), m.group(3),
                                                  m.group(4)[len(d.path):], m.group(5)))
     expected, depth = [], 0
-    for kind, func, file, line in expected_calls(build, "call_stack"):
+    for kind, func, file, line in cases.expected_calls(build, "call_stack"):
         if kind == "function__return":
             depth -= 1
         expected.append("%s%s %s in %s:%d" % ("  " * depth, "=>" if kind == "function__entry" else "<=",
@@ -153,30 +60,30 @@ def map_entries(text, name):
     return entries
 
 
-@pytest.mark.parametrize("build", list(function_cases("call_stack")))
+@pytest.mark.parametrize("build", list(cases.function_cases("call_stack")))
 def test_top(build):
     """Calls per function and file, summed over the refreshes (no ROWS
     argument: every function is shown)."""
     need_bpftrace()
     with harness.FixtureDir() as d:
-        text = run("top.bt", build, d.path, [d.path + "call_stack.py"])
+        text = BPFTRACE.run_launched(os.path.join(BT, "top.bt"), build, d.path, [d.path + "call_stack.py"])
         got = collections.Counter()
         for (pid, func, file), n in map_entries(text, "calls").items():
             if file.startswith(d.path):
                 got[(func, file[len(d.path):])] += n
     assert "calls since the last refresh" in text
     expected = collections.Counter(
-        (func, file) for kind, func, file, _ in expected_calls(build, "call_stack")
+        (func, file) for kind, func, file, _ in cases.expected_calls(build, "call_stack")
         if kind == "function__entry")
     assert got == expected
 
 
-@pytest.mark.parametrize("build", list(function_cases("call_stack")))
+@pytest.mark.parametrize("build", list(cases.function_cases("call_stack")))
 def test_latency(build):
     """One timed call per return; every call has a histogram and a total."""
     need_bpftrace()
     with harness.FixtureDir() as d:
-        text = run("latency.bt", build, d.path, [d.path + "call_stack.py"])
+        text = BPFTRACE.run_launched(os.path.join(BT, "latency.bt"), build, d.path, [d.path + "call_stack.py"])
         calls = dict(((f, file[len(d.path):]), n) for (f, file), n
                      in map_entries(text, "calls").items() if file.startswith(d.path))
         totals = set((f, file[len(d.path):]) for (f, file) in map_entries(text, "total_us")
@@ -184,20 +91,20 @@ def test_latency(build):
         hists = set((m.group(1), m.group(2)[len(d.path):]) for m in re.finditer(
             r"^@us\[(.*), (\S+)\]:\s*$", text, flags=re.M) if m.group(2).startswith(d.path))
     expected = collections.Counter(
-        (func, file) for kind, func, file, _ in expected_calls(build, "call_stack")
+        (func, file) for kind, func, file, _ in cases.expected_calls(build, "call_stack")
         if kind == "function__return")
     assert calls == dict(expected)
     assert totals == set(expected) == hists
 
 
-@pytest.mark.parametrize("build", list(function_cases("call_stack")))
+@pytest.mark.parametrize("build", list(cases.function_cases("call_stack")))
 def test_stacks(build):
     """One folded line per return: the stack, outermost first, and a time."""
     need_bpftrace()
     comm = os.path.basename(harness.interpreter(build))[:15]
     with harness.FixtureDir() as d:
         # -S: no site.py, whose main() would share the fixture's prefix.
-        text = run("stacks.bt", build, d.path, [d.path + "call_stack.py"], ["-S"])
+        text = BPFTRACE.run_launched(os.path.join(BT, "stacks.bt"), build, d.path, [d.path + "call_stack.py"], ["-S"])
     prefix = comm + ";<module>;main"
     got = []
     for line in text.splitlines():
@@ -206,7 +113,7 @@ def test_stacks(build):
             assert int(m.group(2)) >= 0, line
             got.append(m.group(1))
     expected, stack = [], [comm]
-    for kind, func, _, _ in expected_calls(build, "call_stack"):
+    for kind, func, _, _ in cases.expected_calls(build, "call_stack"):
         if kind == "function__entry":
             stack.append(func)
         else:
@@ -244,8 +151,8 @@ def test_gc(build):
         with open(program, "w") as f:
             f.write(GC_PROGRAM)
         env = {"PYTHONHASHSEED": "0"}
-        base = run("gc.bt", build, d.path, [program, "none"], ["-S"], env)
-        test = run("gc.bt", build, d.path, [program, "collect"], ["-S"], env)
+        base = BPFTRACE.run_launched(os.path.join(BT, "gc.bt"), build, d.path, [program, "none"], ["-S"], env)
+        test = BPFTRACE.run_launched(os.path.join(BT, "gc.bt"), build, d.path, [program, "collect"], ["-S"], env)
 
     def counts(text, name):
         return dict((int(k[0]), v) for k, v in map_entries(text, name).items())

@@ -26,19 +26,19 @@ children alone.)
 import functools
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import warnings
 
 import pytest
 
+import cases
+import consumers
 import harness
-import test_examples_bpftrace
 import usdt
 from guest import jobs
 
-FIXTURES = ("forks", "pool", "subprocesses")
+FIXTURES = cases.FORK_FIXTURES
 
 # What each fixture prints untraced.
 EXPECTED = {
@@ -101,20 +101,20 @@ def bpftrace_c(build, fixture):
     stdout is the fixture's (bpftrace's own output goes to -o's file).  A
     shared libpython's markers bpftrace 0.17 cannot find in a process it
     starts with -c (the library is not loaded yet): there the fixture waits
-    in test_examples_bpftrace's launcher, libpython loaded, for bpftrace -p."""
+    in harness.LAUNCHER, libpython loaded, for bpftrace -p."""
     with harness.FixtureDir() as d:
         bt, out = d.path + "fork.bt", d.path + "out.txt"
         with open(bt, "w") as f:
             f.write(bpftrace_script(build, d))
         if harness.marker_object(build) != os.path.realpath(harness.interpreter(build)):
             printed = []
-            text = test_examples_bpftrace.run(bt, build, d.path, [d.path + fixture + ".py"],
-                                              printed=printed)
+            text = consumers.Bpftrace().run_launched(bt, build, d.path,
+                                                   [d.path + fixture + ".py"], printed=printed)
             return (printed,) + bpftrace_counts(text)
         command = "%s %s%s.py" % (harness.interpreter(build), d.path, fixture)
         # bpftrace prints blank lines to stdout as it exits.
         printed = [line for line in run_fixture(["bpftrace", "-o", out, "-c", command, bt],
-                                                cwd=d.path, env=harness.Bpftrace.ENV) if line]
+                                                cwd=d.path, env=consumers.Bpftrace.ENV) if line]
         with open(out) as f:
             return (printed,) + bpftrace_counts(f.read())
 
@@ -128,13 +128,13 @@ def bpftrace_system(build, fixture):
             f.write(bpftrace_script(build, d))
         with open(out, "w") as f:
             tracer = subprocess.Popen(["bpftrace", bt], stdout=f, stderr=subprocess.PIPE,
-                                      universal_newlines=True, env=harness.Bpftrace.ENV)
+                                      universal_newlines=True, env=consumers.Bpftrace.ENV)
         try:
-            harness.Bpftrace._wait_attached(tracer, out)
+            consumers.Bpftrace._wait_attached(tracer, out)
             printed = run_fixture([harness.interpreter(build), d.path + fixture + ".py"],
                                   cwd=d.path)
         finally:
-            stderr = harness.Bpftrace.interrupt(tracer)
+            stderr = consumers.Bpftrace.interrupt(tracer)
         with open(out) as f:
             text = f.read()
         assert tracer.returncode == 0, (stderr, text)
@@ -193,7 +193,7 @@ def gdb(build, fixture):
                     .replace("@FIXTURE@", d.path + fixture + ".py")
                     .replace("@MARKERS@", repr(claimed(build))))
         out = subprocess.run(
-            harness.GDB + ["-x", script, harness.interpreter(build)],
+            consumers.GDB + ["-x", script, harness.interpreter(build)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
             timeout=TIMEOUT, cwd=d.path).stdout
         assert "exited normally" in out, out[-3000:]
@@ -227,10 +227,10 @@ def stap(build, fixture):
 # consumer: (harness's consumer, which says whether it can run; the runner;
 # whether it traces every process of the ELF).
 CONSUMERS = {
-    "bpftrace-c": (harness.Bpftrace(), bpftrace_c, False),
-    "bpftrace": (harness.Bpftrace(), bpftrace_system, True),
-    "gdb": (harness.Gdb(), gdb, False),
-    "stap": (harness.Stap(), stap, True),
+    "bpftrace-c": (consumers.Bpftrace(), bpftrace_c, False),
+    "bpftrace": (consumers.Bpftrace(), bpftrace_system, True),
+    "gdb": (consumers.Gdb(), gdb, False),
+    "stap": (consumers.Stap(), stap, True),
 }
 
 
@@ -259,35 +259,17 @@ def test_children_unharmed(build, fixture, consumer):
 
 # --- the hazard, in C ----------------------------------------------------------
 
-SITE_NOPS = {
-    "nop-nop10": "nop; .byte 0x66; .byte 0x2e; .byte 0x0f; .byte 0x1f; .byte 0x84; "
-                 ".byte 0x00; .byte 0x00; .byte 0x00; .byte 0x00; .byte 0x00",
-    "nop5": ".byte 0x0f; .byte 0x1f; .byte 0x44; .byte 0x00; .byte 0x00",
-}
-FORKSITE = os.path.join(harness.DATA, "forksite.c")
-
-
-def forksite(directory, site):
-    """dtracedata/forksite.c built in directory with the site SITE_NOPS[site]."""
-    if shutil.which("gcc") is None:
-        pytest.fail("gcc is needed to build %s" % FORKSITE)
-    exe = os.path.join(directory, "forksite-" + site)
-    subprocess.run(["gcc", "-O2", "-o", exe, "-DSITE_NOP=" + SITE_NOPS[site], FORKSITE],
-                   check=True)
-    return exe
-
-
 def test_c_site_conventions_under_bpftrace():
     """A C program hits its marker 5 times, then forks 3 children that hit
     it once each and exit 7, 8, 9, traced by bpftrace -c.  With the nop;
     nop10 site every child exits as untraced; with a 5-byte nop, on a
     kernel that optimizes it (Linux 6.18), every child dies of SIGSEGV."""
-    harness.require(harness.Bpftrace())
+    harness.require(consumers.Bpftrace())
     fine = ["child %d: exit %d" % (c, 7 + c) for c in range(3)]
     got = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for site in SITE_NOPS:
-            exe = forksite(tmp, site)
+        for site in harness.SITE_NOPS:
+            exe = harness.forksite(tmp, site)
             assert run_fixture([exe]) == fine, site
             out = os.path.join(tmp, site + ".txt")
             got[site] = [line for line in run_fixture(
@@ -300,7 +282,7 @@ def test_c_site_conventions_under_bpftrace():
     crashed = ["child %d: signal 11" % c for c in range(3)]
     if got["nop5"] == crashed:
         print("%s: on this kernel (%s) the 5-byte nop site kills every forked child "
-              "(SIGSEGV); the nop; nop10 site does not" % (FORKSITE, os.uname().release))
+              "(SIGSEGV); the nop; nop10 site does not" % (harness.FORKSITE, os.uname().release))
     else:
         assert got["nop5"] == fine, got["nop5"]
         warnings.warn("on this kernel (%s) a probed 5-byte nop site does not harm forked "

@@ -33,11 +33,10 @@ import tempfile
 import pytest
 
 import harness
+import staptools
 from guest import jobs
-from guest.session import END_OF_TRACE, GUEST, HERE, UP_LIMIT, Job, Result, session, staprun_twice
-
-EXPECTED = os.path.join(HERE, "expected")
-
+from guest.session import (END_OF_TRACE, GUEST, HERE, RERUN_LIMIT, UP_LIMIT, Job, Result,
+                           required, reruns_problem, staprun_twice)
 
 def guest_jobs_of(item):
     """The guest jobs a test of this file reads (tests/guest/jobs.py)."""
@@ -50,47 +49,10 @@ def guest_jobs_of(item):
         return ["semaphores-" + build]
     if item.originalname == "test_aliases":
         return [jobs.alias_name(*item.callspec.params["case"])]
+    if item.originalname == "test_reruns_are_rare":
+        # Any job: it reads the whole session, so it runs with the readers.
+        return ["calltree-" + harness.series()[-1]]
     return []
-
-
-def guest():
-    """The session's guest, or a skip (a failure under REQUIRE_ALL_CONSUMERS=1)
-    where qemu cannot run at all."""
-    reason = session().unavailable()
-    if reason:
-        harness.cannot_run(reason)
-    return session()
-
-
-def read_expected(path):
-    with open(path) as f:
-        return [line.rstrip("\n") for line in f
-                if line.strip() and not line.startswith("#")]
-
-
-# --- the one-line call tree -------------------------------------------------
-
-# thread_indent's columns: microseconds since the thread's first event,
-# execname(tid): (the comm differs between builds), then the indentation.
-CALLTREE_LINE = re.compile(r"^\s*\d+ \S+\(\d+\):( *(?:=>|<=) \S+ in (.+):\d+)$")
-
-
-def calltree_lines(out, fixtures):
-    """The one-liner's output without its time and execname(tid) columns, only
-    the lines of the fixture's own code, in the directory fixtures (Python 2
-    names it call_stack.py, Python 3 with its directory), file names
-    relative to it.  The standard library's start-up and shutdown frames
-    depend on the installation."""
-    tree = []
-    for line in out.splitlines():
-        m = CALLTREE_LINE.match(line)
-        assert m, "not a line of the call tree's format: %r" % line
-        event, filename = m.groups()
-        if filename.startswith(fixtures):
-            tree.append(event.replace(" in " + fixtures, " in "))
-        elif not filename.startswith(("/", "<")):
-            tree.append(event)
-    return tree
 
 
 @pytest.mark.parametrize("build", harness.builds())
@@ -106,13 +68,13 @@ def test_calltree_one_liner(build):
     with open(os.path.join(tapsets, "lib%s-64.stp" % harness.series_of(build))) as f:
         assert 'mark("function__entry")' in f.read(), \
             "the tapset for %s offers no python.function.entry: out of date (make tapset)" % build
-    result = guest().result("calltree-" + build)
-    tree = calltree_lines(result.trace(), result.job.data["fixtures"])
-    expected = os.path.join(EXPECTED, harness.series_of(build), "calltree.txt")
+    result = required().result("calltree-" + build)
+    tree = staptools.calltree_lines(result.trace(), result.job.data["fixtures"])
+    expected = os.path.join(staptools.CALLTREE_EXPECTED, harness.series_of(build), "calltree.txt")
     assert os.path.exists(expected), \
         "no expected call tree for %s: write %s; the one-liner printed:\n%s" % (
             build, expected, "\n".join(tree))
-    assert tree == read_expected(expected)
+    assert tree == staptools.expected_calltree(harness.series_of(build))
 
 
 # --- what make install installs ----------------------------------------------
@@ -124,18 +86,18 @@ def test_installed(series, what):
     tapset directory), with the installed pythonX.Y on PATH: README's
     one-line call tree as typed (calltree), and the installed
     examples/calltree.stp (example), each exactly the fixture's tree."""
-    result = guest().result("installed-%s-%s" % (what, series))
+    result = required().result("installed-%s-%s" % (what, series))
     assert result.error is None and result.status == 0, result.describe()
-    tree = calltree_lines(result.trace(), result.job.data["fixtures"])
+    tree = staptools.calltree_lines(result.trace(), result.job.data["fixtures"])
     assert tree, result.describe()
-    assert tree == read_expected(os.path.join(EXPECTED, series, "calltree.txt"))
+    assert tree == staptools.expected_calltree(series)
 
 
 # --- semaphores --------------------------------------------------------------
 
 @pytest.mark.parametrize("build", harness.builds())
 def test_semaphores(build):
-    result = guest().result("semaphores-" + build)
+    result = required().result("semaphores-" + build)
     assert result.error is None and result.status == 0, result.describe()
     found = jobs.semaphores_of(build)
     # The kernel counts every uprobe on a semaphore: one per site.
@@ -185,7 +147,7 @@ def test_aliases(case):
     generation, collected, found, event, args), and an argstr that says
     the same."""
     build, fixture = case
-    result = guest().result(jobs.alias_name(build, fixture))
+    result = required().result(jobs.alias_name(build, fixture))
     prefix = result.job.data["fixtures"]
     found = result.job.data["aliases"]
     families = sorted(set(jobs.alias_kind(alias)[0] for alias, _, _ in found))
@@ -238,7 +200,7 @@ def test_every_alias_is_run():
 
 def test_boot_limit():
     """A guest that is not up in time is killed, and the console tells why."""
-    kernel, initrd = guest().boot_files()
+    kernel, initrd = required().boot_files()
     run = tempfile.mkdtemp(prefix="limit.", dir=GUEST)
     console = run + ".console"
     try:
@@ -346,3 +308,25 @@ def test_lost_end_runs_again(first, second, read):
         with pytest.warns(UserWarning, match="lost the end of the output of the first"):
             assert result.trace() == read
         assert result.target_stdout() == "target's run 2\n"
+
+
+def test_reruns_are_rare():
+    """At most one guest job in RERUN_LIMIT ran a second time because stap
+    lost the end of its first output: more means a regression in stap's
+    transport or in our runtime fix (tests/guest/fix-runtime.sh), which the
+    reruns would otherwise hide."""
+    again, jobs = required().reruns()
+    assert jobs > 0
+    problem = reruns_problem(again, jobs)
+    assert problem is None, problem
+
+
+@pytest.mark.parametrize("again, jobs, fails", [
+    (0, 1, False), (1, 20, False), (2, 40, False), (2, 39, True), (1, 19, True), (3, 20, True),
+])
+@pytest.mark.quick
+def test_rerun_limit(again, jobs, fails):
+    problem = reruns_problem(["job%d" % i for i in range(again)], jobs)
+    assert (problem is not None) == fails
+    if fails:
+        assert ("more than 1 in %d" % RERUN_LIMIT) in problem

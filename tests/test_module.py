@@ -1,8 +1,8 @@
 """usdtmon, the markers from sys.monitoring (module/usdtmon), gives the
 fixtures' expected outputs, the events of the markers it fires: loaded into
 our 3.13, 3.14 and 3.14-ft builds with every family on (USDTMON_MARKERS=all),
-and into Debian 13's own python3.13 as a user would have it (the families
-that interpreter lacks).  Idle, it holds no tool id and monitors nothing;
+and as a user would have it (the families the interpreter lacks, beside
+the interpreter's own) into Debian 13's own python3.13 and upstream's 3.15.  Idle, it holds no tool id and monitors nothing;
 it comes and goes with its consumers, also while the main thread blocks; it
 never breaks the program: no free tool id, bad settings, forks, exits."""
 
@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+import cases
+import consumers
 import harness
 import usdt
 
@@ -20,6 +22,14 @@ MODULE_BUILDS = [b + "+" + harness.MODULE for b in ("python3.13", "python3.14", 
                  if b in harness.builds()]
 STOCK_BUILDS = [b + "+" + harness.MODULE for b in sorted(harness.STOCK)]
 CLAIMED = usdt.parse_claims(harness.MODULE_CLAIMS)
+
+# The families usdtmon fires on each stock interpreter, by default: those
+# the interpreter lacks (Debian 13's python3.13 has gc, import and audit
+# markers; upstream's 3.15 also function__entry/return).
+STOCK_FAMILIES = {
+    "python3.13-trixie+usdtmon": ["cfunction", "function", "line"],
+    "python3.15+usdtmon": ["cfunction", "line"],
+}
 
 # The markers of each family (usdtmon.FAMILIES)
 FAMILY_MARKERS = {"function": ("function__entry", "function__return"),
@@ -36,8 +46,7 @@ ACCEPTED = {
 }
 
 # The fixtures each module build is compared on: every fixture with an
-# expected output in its series, under the script test_semantics.py uses.
-SCRIPT = {"line": "lines"}
+# expected output in its series, under its script (cases.script_of).
 
 
 def fixture_cases():
@@ -67,20 +76,22 @@ def of(markers, events):
 @pytest.mark.parametrize("case", list(fixture_cases()), ids=lambda c: "%s-%s" % c)
 def test_fixture_under_bpftrace(case):
     build, fixture = case
-    bpftrace = harness.require(harness.Bpftrace())
-    got = bpftrace.run(build, SCRIPT.get(fixture, "calls"), fixture)
-    want = of(fired(build), harness.read_expected(build, fixture))
+    bpftrace = harness.require(consumers.Bpftrace())
+    got = bpftrace.run(build, cases.script_of(fixture), fixture)
+    traced = set(harness.marker_objects(build))
+    want = harness.as_traced(build, of(traced, harness.read_expected(build, fixture)))
     if (build, fixture) in ACCEPTED:
         assert got != want, "no difference left: drop ACCEPTED's entry"
-        want = of(fired(build), harness.oracle(build, SCRIPT.get(fixture, "calls"), fixture))
+        want = harness.as_traced(build, of(traced, harness.oracle(
+            build, cases.script_of(fixture), fixture)))
     assert got == want, harness.mismatch(got, want)
 
 
-def test_stock_families():
-    """Debian 13's python3.13 fires gc, import and audit markers itself:
-    usdtmon adds the function, cfunction and line markers, and no other."""
-    for build in STOCK_BUILDS:
-        assert fired(build) == set(CLAIMED) - set(FAMILY_MARKERS["gc"])
+@pytest.mark.parametrize("build", STOCK_BUILDS)
+def test_stock_families(build):
+    """usdtmon adds the markers a stock interpreter lacks, and no other."""
+    assert fired(build) == set(m for family in STOCK_FAMILIES[build]
+                               for m in FAMILY_MARKERS[family])
 
 
 @pytest.mark.parametrize("case", [c for c in fixture_cases() if c[0] in STOCK_BUILDS],
@@ -89,7 +100,7 @@ def test_stock_oracle_agrees(case):
     """What a stock interpreter's own hooks see of each fixture is the
     series' expected output, but for the differences ACCEPTED lists."""
     build, fixture = case
-    mode = SCRIPT.get(fixture, "calls")
+    mode = cases.script_of(fixture)
     kinds = {"calls": ("function__entry", "function__return", "cfunction__entry",
                        "cfunction__return"), "lines": ("line",)}[mode]
     got = harness.oracle(build, mode, fixture)
@@ -248,10 +259,10 @@ def attach_count(build, program_text, seconds, tmp_path, env=None, script_text=C
             tracer = subprocess.Popen(["bpftrace", str(script)], stdout=f,
                                       stderr=subprocess.PIPE, universal_newlines=True)
         try:
-            harness.Bpftrace._wait_attached(tracer, str(out))
+            consumers.Bpftrace._wait_attached(tracer, str(out))
             time.sleep(1.5)
         finally:
-            harness.Bpftrace.interrupt(tracer)
+            consumers.Bpftrace.interrupt(tracer)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -266,7 +277,7 @@ def test_attach_while_main_thread_blocks_and_detach(build, tmp_path):
     """A consumer that attaches to a running server whose main thread
     blocks sees its calls within the interval; once it is gone, usdtmon
     frees its tool id."""
-    harness.require(harness.Bpftrace())
+    harness.require(consumers.Bpftrace())
     ticks, stdout, stderr, status = attach_count(build, BLOCKED, 4, tmp_path)
     assert status == 0, stderr
     # 1.5 s attached, a tick each 10 ms: most of 150, after at most 50 ms
@@ -292,7 +303,7 @@ print(usdtmon.state()["tool_id"], sys.monitoring.get_tool(3), sys.monitoring.get
 
 def test_no_free_tool_id_is_told_and_the_program_runs(tmp_path):
     build = MODULE_BUILDS[0]
-    harness.require(harness.Bpftrace())
+    harness.require(consumers.Bpftrace())
     ticks, stdout, stderr, status = attach_count(build, NO_TOOL, 3, tmp_path)
     assert status == 0, stderr
     assert ticks == 0
@@ -327,7 +338,7 @@ def test_forked_child_is_traced_and_unharmed(build, tmp_path):
     """A child forked from a traced program is traced too (the kernel's
     semaphores and usdtmon's registrations come with the fork, and the
     child gets a watcher of its own), and exits as it would untraced."""
-    harness.require(harness.Bpftrace())
+    harness.require(consumers.Bpftrace())
     _, stdout, stderr, status = attach_count(build, FORK, 4, tmp_path,
                                              script_text=COUNT_TREE)
     text = (tmp_path / "out.txt").read_text()
@@ -360,7 +371,7 @@ print("exiting", flush=True)
 def test_exit_with_a_consumer_and_running_threads(build, tmp_path):
     """Interpreter shutdown never hangs or crashes, traced or not, while
     daemon threads run and the watcher looks every millisecond."""
-    harness.require(harness.Bpftrace())
+    harness.require(consumers.Bpftrace())
     for seconds in (0.2, 0.7, 2):
         ticks, stdout, stderr, status = attach_count(
             build, EXITING, seconds, tmp_path, env={"USDTMON_INTERVAL_MS": "1"})

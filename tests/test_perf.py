@@ -19,10 +19,11 @@ import tempfile
 
 import pytest
 
+import consumers
 import harness
 import usdt
 
-UPROBE_EVENTS = "/sys/kernel/tracing/uprobe_events"
+UPROBE_EVENTS = consumers.Perf.UPROBE_EVENTS
 GROUP = "pst_perf"          # our string-fetching events: not a user's "python"
 FIXTURE = "call_stack"
 # A marker whose arguments are all registers, and one with a string behind
@@ -30,21 +31,7 @@ FIXTURE = "call_stack"
 MARKERS = ("function__entry", "cfunction__entry")
 
 
-def unavailable():
-    if shutil.which("perf") is None:
-        return "perf is not installed (apt-get install linux-perf)"
-    # The test writes /sys/kernel/tracing/uprobe_events itself.
-    if not os.path.exists(UPROBE_EVENTS):
-        return "tracefs is not mounted on /sys/kernel/tracing"
-    return harness.tracing_unavailable("perf probe")
-
-
-def perf(buildid_dir, *args, **kw):
-    proc = subprocess.run(["perf", "--buildid-dir", buildid_dir] + list(args),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=300, **kw)
-    assert proc.returncode == 0, "perf %s: %s" % (" ".join(args), proc.stderr)
-    return proc.stdout
+PERF = consumers.Perf()
 
 
 def uprobe_lines(elf):
@@ -69,7 +56,7 @@ TRACE = re.compile(r'^\s*(\S+):\s.*filename=(?:"([^"]*)"|\(fault\)) '
 
 @pytest.mark.parametrize("build", harness.builds())
 def test_perf(build):
-    reason = unavailable()
+    reason = PERF.unavailable()
     if reason:
         harness.cannot_run("perf cannot run: " + reason)
     elf = harness.marker_object(build)
@@ -82,14 +69,14 @@ def test_perf(build):
     buildid = os.path.join(scratch, "buildid")
     try:
         # list: exactly the claimed markers, once the ELF is in the cache.
-        perf(buildid, "buildid-cache", "--add", elf)
-        listed = set(re.findall(r"^\s*sdt_python:(\w+)\s", perf(buildid, "list", "sdt_python:*"),
+        PERF.run(buildid, "buildid-cache", "--add", elf)
+        listed = set(re.findall(r"^\s*sdt_python:(\w+)\s", PERF.run(buildid, "list", "sdt_python:*"),
                                 re.M))
         assert listed == claims
 
         # probe: the markers as trace events, counting on their semaphores.
         for marker in MARKERS:
-            perf(buildid, "probe", "-q", "-x", elf, "-a", "sdt_python:" + marker)
+            PERF.run(buildid, "probe", "-q", "-x", elf, "-a", "sdt_python:" + marker)
         sdt = [line for line in uprobe_lines(elf) if line.startswith("p:sdt_python/")]
         assert len(sdt) >= len(MARKERS), sdt
         assert all(re.search(r":0x[0-9a-f]+\(0x[0-9a-f]+\)", line) for line in sdt), sdt
@@ -100,10 +87,10 @@ def test_perf(build):
         # events' values are the fixture's expected events of those markers.
         data = os.path.join(scratch, "perf.data")
         with harness.FixtureDir() as d:
-            perf(buildid, "record", "-q", "-o", data, *["-esdt_python:" + m for m in MARKERS],
+            PERF.run(buildid, "record", "-q", "-o", data, *["-esdt_python:" + m for m in MARKERS],
                  *["-e%s:%s" % e for e in events],
                  "--", harness.interpreter(build), d.path + FIXTURE + ".py", cwd=d.path)
-            script = perf(buildid, "script", "-i", data, "--ns",
+            script = PERF.run(buildid, "script", "-i", data, "--ns",
                           "-F", "tid,time,event,trace").splitlines()
             got = []
             counts = collections.Counter()      # hits: what the markers did
@@ -133,7 +120,7 @@ def test_perf(build):
         for marker in MARKERS:
             n = len([e for e in want if e.split()[0] == marker])
             assert counts["sdt", marker] == counts["ours", marker] > n, (marker, counts)
-        report = perf(buildid, "report", "-i", data, "--stdio", "--sort", "trace")
+        report = PERF.run(buildid, "report", "-i", data, "--stdio", "--sort", "trace")
         samples = collections.Counter()
         for event, n in re.findall(r"^# Samples: \S+\s+of event '([^']+)'\n"
                                    r"# Event count \(approx\.\): (\d+)$", report, re.M):

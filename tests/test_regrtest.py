@@ -31,9 +31,9 @@ import warnings
 import pytest
 
 import cpython_tests
+import consumers
 import harness
 from cpython_tests import UNTRACED
-from test_semantics import bpftrace
 
 # The differences from the untraced run that are not the markers changing
 # what the program does: {(consumer configuration, test id): (reason, a
@@ -215,7 +215,7 @@ class Report(object):
 @pytest.fixture(scope="module")
 def runs(request):
     """Start every run the selected tests of this module need."""
-    if harness.Bpftrace().unavailable():
+    if consumers.Bpftrace().unavailable():
         yield None                          # each test skips or fails
         return
     wanted = [item.callspec.params["case"] for item in request.session.items
@@ -287,7 +287,7 @@ def describe(run, diffs, limit=10):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "%s-%s" % c)
 def test_regrtest(case, runs, record_property):
     build, config = case
-    bpftrace()                              # skip, or fail under REQUIRE_ALL_CONSUMERS
+    harness.require(consumers.Bpftrace())     # skip, or fail under REQUIRE_ALL_CONSUMERS
     baseline = runs.result(build, UNTRACED)
     traced = runs.result(build, config)
     record_property("seconds", round(traced.seconds or 0, 1))

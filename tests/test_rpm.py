@@ -441,8 +441,8 @@ def test_payload_tapset_elaborates(packages, payload, name):
     try:
         # SystemTap's tapset directory as it is with the package installed.
         tapsets = os.path.join(tree, "tapset")
-        subprocess.run(["cp", "-rs", staptools.SYSTEM_TAPSETS, tapsets], check=True)
-        shutil.copy(payload + TAPSETDIR + "/" + tapset_name(series), tapsets)
+        staptools.tapset_directory(tapsets, python_stp=None,
+                                   extra=[payload + TAPSETDIR + "/" + tapset_name(series)])
         with open(os.path.join(tree, "all.stp"), "w") as f:
             f.write("\n".join(script) + "\n")
         env = dict(os.environ, SYSTEMTAP_TAPSET=tapsets)

@@ -14,11 +14,11 @@ import os
 
 import pytest
 
+import cases
+import consumers
 import harness
 import usdt
 
-# The consumer script (and oracle mode) each fixture is traced with.
-SCRIPT = {"line": "lines"}
 ORACLE_SEES = ("function__", "cfunction__", "line ")
 # Not fixtures with an expected output: the oracle, modules fixtures
 # import, the fixtures of the property tests at the end, the busy loop the
@@ -28,30 +28,20 @@ NOT_COMPARED = ("oracle.py", "dtrace_helper.py", "wrappers.py", "threads.py", "a
                 "spin.py", "profiled.py", "forks.py", "pool.py", "subprocesses.py")
 
 
-def cases():
-    for build in harness.builds():
-        directory = os.path.join(harness.DATA, "expected", harness.series_of(build))
-        if not os.path.isdir(directory):
-            continue
-        for name in sorted(os.listdir(directory)):
-            if name.endswith(".txt"):
-                yield build, name[:-len(".txt")]
-
-
-CASES = list(cases())
+CASES = list(cases.semantics_cases())
 
 
 def ids(case):
     return "%s-%s" % case
 
 
-@pytest.mark.parametrize("consumer", harness.CONSUMERS, ids=lambda c: c.name)
+@pytest.mark.parametrize("consumer", consumers.CONSUMERS, ids=lambda c: c.name)
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_consumer(consumer, case):
     build, fixture = case
     harness.require(consumer)
     consumer.details = ""
-    got = consumer.run(build, SCRIPT.get(fixture, "calls"), fixture)
+    got = consumer.run(build, cases.script_of(fixture), fixture)
     want = harness.read_expected(build, fixture)
     assert got == want, harness.mismatch(got, want, consumer.details)
 
@@ -59,7 +49,7 @@ def test_consumer(consumer, case):
 @pytest.mark.parametrize("case", CASES, ids=ids)
 def test_oracle(case):
     build, fixture = case
-    got = harness.oracle(build, SCRIPT.get(fixture, "calls"), fixture)
+    got = harness.oracle(build, cases.script_of(fixture), fixture)
     expected = [e for e in harness.read_expected(build, fixture) if e.startswith(ORACLE_SEES)]
     assert got == expected
 
@@ -79,7 +69,7 @@ def builds_claiming(marker):
 
 
 def bpftrace():
-    return harness.require(harness.Bpftrace())
+    return harness.require(consumers.Bpftrace())
 
 
 @pytest.mark.parametrize("build", builds_claiming("function__entry"))

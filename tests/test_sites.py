@@ -19,8 +19,8 @@ import tempfile
 
 import pytest
 
+import consumers
 import harness
-import test_fork
 import usdt
 
 USDT = os.path.join(harness.REPO, "scripts", "usdt.py")
@@ -96,14 +96,14 @@ def test_sites_py_rejects_a_5_byte_site():
     sys/sdt.h's own 1-byte nop fails too, and a program without sites
     cannot be checked."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = usdt_sites(test_fork.forksite(tmp, "nop5"))
+        out = usdt_sites(harness.forksite(tmp, "nop5"))
         assert out.returncode == 1, out.stdout
         assert re.search(r"^usdt.py: \S+: tick at 0x[0-9a-f]+: 0f 1f 44 00 00 .*, not "
                          r"90 66 2e 0f 1f 84 00 00 00 00 00$", out.stdout, re.M), out.stdout
-        out = usdt_sites(test_fork.forksite(tmp, "nop-nop10"))
+        out = usdt_sites(harness.forksite(tmp, "nop-nop10"))
         assert out.returncode == 0 and "1 sites, every one" in out.stdout, out.stdout
         plain = os.path.join(tmp, "plain")
-        subprocess.run(["gcc", "-O2", "-o", plain, test_fork.FORKSITE], check=True)
+        subprocess.run(["gcc", "-O2", "-o", plain, harness.FORKSITE], check=True)
         out = usdt_sites(plain)
         assert out.returncode == 1 and re.search(r"tick at 0x[0-9a-f]+: 90 ", out.stdout), out.stdout
         out = usdt_sites("/bin/true")
@@ -112,7 +112,7 @@ def test_sites_py_rejects_a_5_byte_site():
 
 @pytest.mark.parametrize("build", harness.builds())
 def test_gdb_stops_at_a_site(build):
-    harness.require(harness.Gdb())
+    harness.require(consumers.Gdb())
     python = harness.interpreter(build)
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(tmp, "site.py")
@@ -133,7 +133,7 @@ def test_gdb_stops_at_a_site(build):
                     "end\n"
                     "run\n")
         out = subprocess.run(
-            harness.GDB + ["-x", commands, "--args", python, "-S", script],
+            consumers.GDB + ["-x", commands, "--args", python, "-S", script],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
             timeout=300).stdout
     assert "ENTRY %s probed_function 1" % script in out, out[-3000:]
@@ -170,15 +170,15 @@ for _ in range(5):
 
 def test_gdb_loses_a_site_to_a_uprobe():
     """The hazard the suite works around by never running gdb and a uprobe
-    tracer on one process at once (harness.Gdb says which tracers ran
+    tracer on one process at once (consumers.Gdb says which tracers ran
     meanwhile when its events differ), shown here: gdb's breakpoint and a
     uprobe on the same marker site share one int3.  While the uprobe is
     registered the kernel takes the trap, and when it goes it writes the
     site's original instruction back, gdb's int3 with it: gdb, which
     believes its breakpoint inserted, misses that marker for good (kernel
     6.18, gdb 13.1, bpftrace 0.17)."""
-    gdb = harness.require(harness.Gdb())
-    bpftrace = harness.require(harness.Bpftrace())
+    harness.require(consumers.Gdb())
+    bpftrace = harness.require(consumers.Bpftrace())
     build = "python3.13"
     with harness.FixtureDir() as d:
         script, go = d.path + "shared_site.py", d.path + "go"
@@ -195,7 +195,7 @@ def test_gdb_loses_a_site_to_a_uprobe():
                     "end\n"
                     "run\n")
         debugger = subprocess.Popen(
-            harness.GDB + ["-x", commands, "--args",
+            consumers.GDB + ["-x", commands, "--args",
              harness.interpreter(build), script, go],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
         tracer = None

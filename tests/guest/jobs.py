@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 
+import cases
 import harness
 import staptools
 import usdt
@@ -47,7 +48,7 @@ def claimed(build):
     return usdt.parse_claims(harness.claims(build))
 
 
-# --- test_semantics.py: the Stap consumer (harness.Stap) ---------------------
+# --- test_semantics.py: the Stap consumer (consumers.Stap) --------------------
 
 def semantics_name(build, script, fixture):
     return "semantics-%s-%s-%s" % (build, script, fixture)
@@ -65,10 +66,9 @@ def consumer_module(build, script):
 
 def semantics(run):
     # The cases and scripts test_semantics.py checks with every consumer.
-    import test_semantics
     jobs = []
-    for build, fixture in test_semantics.CASES:
-        script = test_semantics.SCRIPT.get(fixture, "calls")
+    for build, fixture in cases.semantics_cases():
+        script = cases.script_of(fixture)
         name = semantics_name(build, script, fixture)
         module = consumer_module(build, script)
         fixtures = run.fixtures(name)
@@ -350,13 +350,12 @@ def example_name(example, build):
 
 
 def examples(run):
-    """Each example of test_examples.GUEST_CASES, as a user runs it (stap
+    """Each example of cases.GUEST_EXAMPLES, as a user runs it (stap
     EXAMPLE -c 'python FIXTURE.py', the tapsets `make install` leaves),
     on every Python: their tapsets share build/tapset, so one module per
     example serves them all."""
-    import test_examples
     jobs = []
-    for example, args, fixture in test_examples.GUEST_CASES:
+    for example, args, fixture in cases.GUEST_EXAMPLES:
         with open(os.path.join(harness.REPO, "examples", example)) as f:
             script = f.read()
         for build in EXAMPLE_BUILDS:
@@ -404,13 +403,12 @@ def fork_module(build):
 
 
 def forks(run):
-    """Each fixture of test_fork.FIXTURES on each build, started by staprun
+    """Each fixture of cases.FORK_FIXTURES on each build, started by staprun
     -c: its stdout is the job's (Result.target_stdout())."""
-    import test_fork
     jobs = []
     for build in harness.builds():
         module = fork_module(build)
-        for fixture in test_fork.FIXTURES:
+        for fixture in cases.FORK_FIXTURES:
             name = fork_name(build, fixture)
             fixtures = run.fixtures(name)
             command = staprun_twice(run.module(module),
@@ -434,7 +432,6 @@ INSTALLED_PREFIX = os.path.join(INSTALLED, "usr", "local")
 INSTALLED_TAPSETS = os.path.join(INSTALLED, "tapset")
 INSTALLED_EXAMPLE = os.path.join(INSTALLED_PREFIX, "share", "python-systemtap", "examples",
                                  "calltree.stp")
-SYSTEM_TAPSETS = "/usr/share/systemtap/tapset"
 
 
 def installed_series():
@@ -460,7 +457,7 @@ def install_tree():
         return
     shutil.rmtree(INSTALLED, ignore_errors=True)
     os.makedirs(INSTALLED)
-    shutil.copytree(SYSTEM_TAPSETS, INSTALLED_TAPSETS, symlinks=True)
+    staptools.tapset_directory(INSTALLED_TAPSETS, python_stp=None)
     proc = staptools.make_with_builds("install", "PREFIX=" + INSTALLED_PREFIX,
                                       "tapsetdir=" + INSTALLED_TAPSETS)
     assert proc.returncode == 0, "make install into %s failed:\n%s%s" % (
@@ -505,6 +502,6 @@ def wanted_by(item):
         if params["consumer"].name != "stap":
             return []
         build, fixture = params["case"]
-        return [semantics_name(build, item.module.SCRIPT.get(fixture, "calls"), fixture)]
+        return [semantics_name(build, cases.script_of(fixture), fixture)]
     of = getattr(item.module, "guest_jobs_of", None)
     return list(of(item)) if of else []

@@ -1,0 +1,76 @@
+"""What the tests run, as data: the test modules and the guest's jobs
+(tests/guest/jobs.py) both read it here, so that no test module imports
+another and the guest imports none.
+
+  SCRIPT, script_of    the consumer script (and the oracle's mode) each
+                       fixture of tests/dtracedata is traced with
+  semantics_cases()    (build, fixture) for each fixture with an expected
+                       output in the build's series (test_semantics.py, the
+                       guest's stap runs of them)
+  GUEST_EXAMPLES       examples/*.stp run in the guest (test_examples.py)
+  FORK_FIXTURES        the fixtures that fork (test_fork.py, the guest's)
+  function_cases(),    builds with function markers and the function events
+  expected_calls()     a fixture's expected output holds (the example
+                       scripts' tests, bcc's)
+"""
+
+import os
+
+import harness
+
+# The consumer script (and oracle mode) a fixture is traced with: "calls"
+# unless named here.
+SCRIPT = {"line": "lines"}
+
+
+def script_of(fixture):
+    return SCRIPT.get(fixture, "calls")
+
+
+def semantics_cases():
+    for build in harness.builds():
+        directory = os.path.join(harness.DATA, "expected", harness.series_of(build))
+        if not os.path.isdir(directory):
+            continue
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".txt"):
+                yield build, name[:-len(".txt")]
+
+
+# Run in the guest (tests/guest/jobs.py examples) on every series:
+# (example, its arguments, the fixture of tests/dtracedata it runs with -c).
+# test_examples.py's CHECKS says what each must print.
+GUEST_EXAMPLES = [
+    ("calltree.stp", [], "call_stack"),
+    ("top.stp", [], "spin"),
+    ("latency.stp", [], "spin"),
+    ("slowcalls.stp", ["0"], "call_stack"),
+    ("gc.stp", [], "gc_import"),
+    ("imports.stp", [], "gc_import"),
+    ("lines.stp", [], "spin"),
+    ("stacks.stp", [], "call_stack"),
+    ("cfunctions.stp", [], "spin"),
+]
+
+# The fixtures that fork: os.fork() children, a multiprocessing Pool,
+# subprocess calls (test_fork.py).
+FORK_FIXTURES = ("forks", "pool", "subprocesses")
+
+
+def function_cases(fixture):
+    """Builds claiming the function markers, with expected events for fixture."""
+    for build in harness.builds():
+        with open(harness.claims(build)) as f:
+            claimed = f.read().split()
+        if "function__entry" in claimed and os.path.exists(harness.expected_path(build, fixture)):
+            yield build
+
+
+def expected_calls(build, fixture):
+    """[(kind, func, file, line)] of the function events, in order."""
+    events = []
+    for line in harness.read_expected(build, fixture):
+        words = line.split()
+        if words[0] in ("function__entry", "function__return"):
+            events.append((words[0], words[2], words[1], int(words[3])))
+    return events
