@@ -14,6 +14,10 @@
 #                     build/module/BUILD/usdtmon
 #   make trixie       Debian 13 with its own python3.13 in build/trixie, and
 #                     usdtmon built there (as root: debootstrap, chroot)
+#   make install-module PYTHON=P [DESTDIR=D] [tapsetdir=T] [SITE_WIDE=1]
+#                     build usdtmon for the Python P and install it into
+#                     its site-packages, with a tapset (SITE_WIDE=1: loaded
+#                     by every process of P, unless USDTMON=0)
 #   make stock        upstream's 3.15 as released, with usdtmon:
 #                     build/bin/python3.15, build/module/python3.15
 #   make demo         set up, build, and trace a bundled workload with
@@ -81,7 +85,7 @@ RPMBUILD_PATH := $(shell command -v $(RPMBUILD) 2>/dev/null)
 RPM_TOPDIR := $(BUILD)/rpm
 RPM_STAMP := $(RPM_TOPDIR)/.built
 
-.PHONY: all setup sources build build-shared build-variants module stock trixie demo check check-quick check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
+.PHONY: all setup sources build build-shared build-variants module install-module stock trixie demo check check-quick check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
 .DELETE_ON_ERROR:
 
 all: build
@@ -206,6 +210,11 @@ $(BUILD)/module/%/.built: $(BUILD)/obj/%/.built $(MODULE_INPUTS)
 module: $(MODULE_BUILDS:%=$(BUILD)/module/%/.built)
 
 stock: $(BUILD)/bin/python3.15 $(BUILD)/module/python3.15/.built
+
+install-module:
+	$(if $(PYTHON),,$(error make install-module needs PYTHON=/path/to/python3.X))
+	scripts/install-module.sh $(if $(DESTDIR),--destdir=$(DESTDIR)) \
+		$(if $(tapsetdir),--tapsetdir=$(tapsetdir)) $(if $(SITE_WIDE),--site-wide) $(PYTHON)
 
 # The stock interpreter usdtmon serves: Debian 13's own python3.13, in a
 # private root (tests/trixie-root.sh: build/trixie), with usdtmon built

@@ -37,6 +37,22 @@ import sys
 
 PROVIDER = "python"
 
+# usdtmon's families of markers (module/usdtmon: its FAMILIES, checked
+# against this table by tests/test_usdt.py): (name, bit, markers).  It
+# fires a family where the interpreter lacks the family's first marker.
+MODULE_FAMILIES = (
+    ("function", 1, ("function__entry", "function__return")),
+    ("cfunction", 2, ("cfunction__entry", "cfunction__return")),
+    ("line", 4, ("line",)),
+    ("gc", 8, ("gc__start", "gc__done")),
+)
+
+
+def module_markers(own):
+    """The markers usdtmon fires by default beside an interpreter whose own
+    markers are own: those of the families it lacks."""
+    return [m for _, _, markers in MODULE_FAMILIES if markers[0] not in own for m in markers]
+
 # Marker sites by the bytes at the note's address.  "nop;nop10": what the
 # patches give x86-64 builds; "nop": sys/sdt.h's own.
 SHAPES = {"nop;nop10": bytes.fromhex("90" "662e0f1f840000000000"), "nop": bytes.fromhex("90")}

@@ -203,20 +203,12 @@ def marker_objects(build):
     own_obj = interpreter_object(build)
     own = usdt.markers(own_obj)
     module = marker_object(build)
-    found = {}
-    for family in MODULE_FAMILIES:
-        source = own_obj if family[0] in own else module
-        if source == module or family[0] in ("function__entry", "cfunction__entry", "line"):
-            for marker in family:
-                found[marker] = source
+    fired = usdt.module_markers(own)
+    found = dict((marker, module) for marker in fired)
+    for family, _, markers in usdt.MODULE_FAMILIES:
+        if family in ("function", "cfunction", "line") and markers[0] not in fired:
+            found.update((marker, own_obj) for marker in markers)
     return found
-
-
-# usdtmon's families (usdtmon.FAMILIES): it fires a family when the
-# interpreter lacks the family's first marker.
-MODULE_FAMILIES = (("function__entry", "function__return"),
-                   ("cfunction__entry", "cfunction__return"),
-                   ("line",), ("gc__start", "gc__done"))
 
 
 def argument_counts(build):

@@ -378,3 +378,89 @@ def test_exit_with_a_consumer_and_running_threads(build, tmp_path):
         assert status == 0, stderr
         assert stdout == "exiting\n", stderr
         assert stderr == ""
+
+
+# --- make install-module and pip, on Debian 13's own python3.13 -----------------
+
+TRIXIE = "python3.13-trixie"
+
+
+def in_root(build, command, tmp_path, timeout=300):
+    """command (a shell line) run as root in build's root, in a copy of
+    the checkout's scripts, module, marker C, provider and tapset template
+    at /tmp/NAME/src (NAME: tmp_path's); its CompletedProcess."""
+    root = harness.root_of(build)
+    inner = "/tmp/" + tmp_path.name
+    src = root + inner + "/src"
+    os.makedirs(src)
+    subprocess.run(["cp", "-R"] + [os.path.join(harness.REPO, p) for p in (
+        "scripts", "module", "markers", "probes.d", "tapset")] + [src], check=True)
+    try:
+        return subprocess.run(
+            ["unshare", "--mount", "sh", "-c",
+             'mount -t proc proc "$0/proc" && exec chroot "$0" sh -c "$1"', root,
+             "cd %s/src && %s" % (inner, command)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+            timeout=timeout)
+    finally:
+        subprocess.run(["rm", "-rf", root + inner], check=True)
+
+
+def test_install_module_on_a_stock_python(tmp_path):
+    """scripts/install-module.sh (make install-module) for Debian 13's
+    python3.13, staged under a DESTDIR in its root: the package in that
+    Python's platlib, the tapset, and the site-wide .pth.  The tapset
+    probes usdtmon's installed shared object for the families the
+    interpreter lacks and libpython for its own markers; the .pth, read as
+    site.py reads it at start-up, loads usdtmon, unless USDTMON=0."""
+    stage = "/tmp/%s/stage" % tmp_path.name
+    check = ("import site, sys; site.addsitedir(sys.argv[1]); import usdtmon; "
+             "print(usdtmon.__file__, usdtmon.state()['watching'])")
+    proc = in_root(TRIXIE, (
+        "scripts/install-module.sh --destdir={stage} --tapsetdir=/tapset --site-wide "
+        "/usr/bin/python3.13 && "
+        "python3.13 -c \"{check}\" {stage}/usr/local/lib/python3.13/dist-packages && "
+        "USDTMON=0 python3.13 -c \"{check}\" {stage}/usr/local/lib/python3.13/dist-packages && "
+        "cat {stage}/tapset/usdtmon-python3.13-64.stp").format(stage=stage, check=check),
+        tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    platlib = "/usr/local/lib/python3.13/dist-packages"
+    lines = proc.stdout.splitlines()
+    installed = [l.split()[1] for l in lines if l.startswith("installed ")]
+    so = [p for p in installed if re.search(r"/usdtmon/_core\.cpython-313-x86_64-linux-gnu\.so$", p)]
+    assert len(so) == 1 and so[0] == stage + platlib + so[0][len(stage + platlib):], installed
+    assert stage + "/tapset/usdtmon-python3.13-64.stp" in installed
+    assert stage + platlib + "/usdtmon-site.pth" in installed
+    loaded = [l for l in lines if l.endswith((" True", " False"))]
+    assert loaded == [stage + platlib + "/usdtmon/__init__.py True",
+                      stage + platlib + "/usdtmon/__init__.py False"], lines
+    tapset = "\n".join(lines)
+    module_so = so[0][len(stage):]
+    own = harness.interpreter_object(TRIXIE)[len(harness.root_of(TRIXIE)):]
+    points = re.findall(r'process\("([^"]+)"\)\.mark\("(\w+)"\)', tapset)
+    where = {}
+    for path, marker in points:
+        where.setdefault(marker, set()).add(path)
+    for marker in ("function__entry", "function__return", "cfunction__entry",
+                   "cfunction__return", "line"):
+        assert where.get(marker) == {module_so}, (marker, where.get(marker))
+    for marker in ("gc__start", "gc__done", "import__find__load__start", "audit"):
+        assert where.get(marker) == {own}, (marker, where.get(marker))
+
+
+def test_pip_installs_it_offline(tmp_path):
+    """pip install --no-build-isolation --no-index ./module, in the Debian
+    13 root with its own pip and setuptools: the package, its C core built
+    for that Python, which then fires the markers under a consumer."""
+    target = "/tmp/%s/pipped" % tmp_path.name
+    program = ("import sys; sys.path.insert(0, sys.argv[1]); import usdtmon; "
+               "print(usdtmon.__file__, sorted(usdtmon.state()['families']))")
+    proc = in_root(TRIXIE, (
+        "python3.13 -m pip install -q --break-system-packages --no-build-isolation "
+        "--no-index --root-user-action=ignore --target {target} ./module && "
+        "ls {target}/usdtmon && python3.13 -c \"{program}\" {target}").format(
+            target=target, program=program), tmp_path)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    lines = proc.stdout.splitlines()
+    assert "_core.cpython-313-x86_64-linux-gnu.so" in lines, lines
+    assert lines[-1] == target + "/usdtmon/__init__.py ['cfunction', 'function', 'line']", lines

@@ -85,3 +85,34 @@ def test_check_sees_each_kind_of_problem():
     assert results["d"] == (False, "a site without a semaphore")
     assert results["e"] == (True, "not claimed, no site")
     assert results["undeclared"] == (False, "claimed but not declared in probes.d")
+
+
+def test_module_families_are_usdtmons():
+    """usdt.MODULE_FAMILIES (gen-tapset's and the tests' rule for which
+    markers usdtmon fires) is module/usdtmon's own FAMILIES table."""
+    import ast
+    import os
+    import harness
+    path = os.path.join(harness.REPO, "module", "usdtmon", "__init__.py")
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    table = [node.value for node in tree.body if isinstance(node, ast.Assign)
+             and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["FAMILIES"]]
+    assert len(table) == 1, path
+    families = ast.literal_eval(table[0])
+    ours = dict((name, (bit, markers[0])) for name, bit, markers in usdt.MODULE_FAMILIES)
+    assert families == ours
+
+
+def test_module_markers():
+    own = {"function__entry": 3, "function__return": 3, "gc__start": 1, "gc__done": 1}
+    assert usdt.module_markers(own) == ["cfunction__entry", "cfunction__return", "line"]
+    assert usdt.module_markers({}) == [m for _, _, ms in usdt.MODULE_FAMILIES for m in ms]
+
+
+def test_module_claims_are_its_families():
+    """module/usdtmon/markers (what test_module.py holds its shared object
+    to) lists exactly the markers of its families."""
+    import harness
+    assert sorted(usdt.parse_claims(harness.MODULE_CLAIMS)) == \
+        sorted(m for _, _, ms in usdt.MODULE_FAMILIES for m in ms)

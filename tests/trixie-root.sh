@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A private root of Debian 13 (trixie) with its own python3.13, the stock
 # interpreter usdtmon serves, and what builds usdtmon there: its -dev
-# package, gcc, dtrace(1).  Nothing of the host changes: debootstrap writes
+# package, gcc, dtrace(1), and pip with setuptools (usdtmon's pip install
+# from the checkout, tests/test_module.py).  Nothing of the host changes: debootstrap writes
 # only into ROOT, with the archive the host's apt uses.
 #
 # usage: trixie-root.sh ROOT
@@ -37,7 +38,7 @@ log="$root.log"
 mkdir -p "$(dirname "$root")"
 printf 'trixie-root: debootstrap trixie from %s into %s (log: %s)\n' "$mirror" "$root" "$log"
 if ! debootstrap --variant=minbase \
-        --include=python3.13,python3.13-dev,gcc,libc6-dev,systemtap-sdt-dev \
+        --include=python3.13,python3.13-dev,gcc,libc6-dev,systemtap-sdt-dev,python3-pip,python3-setuptools \
         trixie "$tmp" "$mirror" > "$log" 2>&1; then
     tail -n 20 "$log" >&2
     die "debootstrap failed; full log in $log"
