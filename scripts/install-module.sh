@@ -10,7 +10,10 @@
 # (/usr/local/lib/python3.13/dist-packages for Debian's python3.13).  The
 # tapset, TAPSETDIR/usdtmon-pythonX.Y-BITS.stp (scripts/gen-tapset
 # --module), probes the installed shared object for the markers usdtmon
-# fires on PYTHON and PYTHON's own ELF for the others.  --site-wide also
+# fires on PYTHON and PYTHON's own ELF for the others; beside it goes our
+# python.stp in place of SystemTap's, whose python.function.* definitions
+# break every script that names them where no libpython of its glob has
+# markers (scripts/install.sh python-stp, as make install does).  --site-wide also
 # installs PLATLIB/usdtmon-site.pth, which imports usdtmon in every process
 # of PYTHON (USDTMON=0 in a process's environment turns it off there).
 # Everything goes under DESTDIR if given.  Prints each file it installed.
@@ -64,6 +67,8 @@ for f in "$scratch"/tapset/*.stp; do
     install -m 644 "$f" "$destdir$tapsetdir/"
     printf 'installed %s\n' "$destdir$tapsetdir/${f##*/}"
 done
+"$repo/scripts/install.sh" ${destdir:+--destdir="$destdir"} --tapsetdir="$tapsetdir" python-stp
+printf 'installed %s\n' "$destdir$tapsetdir/python.stp"
 if [ "$site_wide" = 1 ]; then
     # A .pth line that starts with "import" runs at every start-up of
     # PYTHON; usdtmon reads USDTMON itself (USDTMON=0: it does nothing).

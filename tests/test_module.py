@@ -430,6 +430,7 @@ def test_install_module_on_a_stock_python(tmp_path):
     so = [p for p in installed if re.search(r"/usdtmon/_core\.cpython-313-x86_64-linux-gnu\.so$", p)]
     assert len(so) == 1 and so[0] == stage + platlib + so[0][len(stage + platlib):], installed
     assert stage + "/tapset/usdtmon-python3.13-64.stp" in installed
+    assert stage + "/tapset/python.stp" in installed
     assert stage + platlib + "/usdtmon-site.pth" in installed
     loaded = [l for l in lines if l.endswith((" True", " False"))]
     assert loaded == [stage + platlib + "/usdtmon/__init__.py True",
