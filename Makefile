@@ -36,39 +36,6 @@
 #   make uninstall    remove what the manifest lists (DESTDIR, PREFIX)
 #   make clean        remove build/
 
-PY2_VERSION := 2.7.18
-PY2_TARBALL := Python-$(PY2_VERSION).tgz
-PY2_SHA256  := da3080e3b488f648a3d7a4560ddee895284c3380b11d6de75edb986526b9a814
-PY2_URL     := https://www.python.org/ftp/python/$(PY2_VERSION)/$(PY2_TARBALL)
-
-PY3_VERSION := 3.13.15
-PY3_TARBALL := Python-$(PY3_VERSION).tar.xz
-PY3_SHA256  := 1e66a7945a48390ee4c2a4268a0e4185884059a13c4aab6d148aa208deea4a76
-PY3_URL     := https://www.python.org/ftp/python/$(PY3_VERSION)/$(PY3_TARBALL)
-
-# Debian's archive keeps this tarball in its pool although no index lists
-# it: scripts/fetch-source.sh finds it by its pool path.
-PY314_VERSION := 3.14.7
-PY314_TARBALL := Python-$(PY314_VERSION).tar.xz
-PY314_SHA256  := 3b48dac8fb59f62eaa67ac83c1eb12bda1b7a08406dd286e252c11a66be27f81
-PY314_URL     := https://www.python.org/ftp/python/$(PY314_VERSION)/$(PY314_TARBALL)
-
-# Upstream 3.15, pristine (no patch of ours): its interpreter fires
-# function__entry/return itself, usdtmon the rest (make stock).  A release
-# candidate: the pool keeps it, the later 3.15 files 404.
-PY315_VERSION := 3.15.0rc2
-PY315_TARBALL := Python-$(PY315_VERSION).tar.xz
-PY315_SHA256  := 8d93af5eaaaea5adfd41bd786a7ba3f03f2ad1ab57c6a65e0b963deab91d5ad7
-PY315_URL     := https://www.python.org/ftp/python/3.15.0/$(PY315_TARBALL)
-
-# The benchmark's anchor (make bench): upstream 3.11, the last release with
-# function and line markers, from Debian 12's source package.
-PY311_VERSION := 3.11.2
-PY311_TARBALL := Python-$(PY311_VERSION).tgz
-PY311_SHA256  := 2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849
-PY311_URL     := https://www.python.org/ftp/python/$(PY311_VERSION)/$(PY311_TARBALL)
-PY311_DEBIAN  := 3.11.2-6+deb12u8
-
 SOURCES ?= $(CURDIR)/sources
 BUILD   := $(CURDIR)/build
 PYTEST  ?= /usr/bin/python3 -m pytest
@@ -76,7 +43,16 @@ PYTEST  ?= /usr/bin/python3 -m pytest
 BASE_CONFIGURE_FLAGS := --with-dtrace --without-ensurepip
 CONFIGURE_FLAGS ?=
 
-SERIES := python2.7 python3.13 python3.14
+# The table of Pythons (pythons: versions, pinned sha256s, roles, variants),
+# as make variables (scripts/pythons.py make): PYTHONS, PATCHED, STOCK,
+# ANCHORS and, per NAME, version.NAME, tarball-name.NAME, sha256.NAME ...
+$(BUILD)/pythons.mk: pythons scripts/pythons.py
+	mkdir -p $(@D)
+	scripts/pythons.py make > $@.tmp && mv $@.tmp $@
+include $(BUILD)/pythons.mk
+
+# Our series: the Pythons built with patches/SERIES.
+SERIES := $(PATCHED)
 
 # make rpm (see "rpm" below); make check depends on the packages if rpmbuild
 # is installed.
@@ -96,30 +72,19 @@ setup:
 
 # --- sources ---------------------------------------------------------------
 
-tarball.python2.7 := $(SOURCES)/$(PY2_TARBALL)
-tarball.python3.13 := $(SOURCES)/$(PY3_TARBALL)
-tarball.python3.14 := $(SOURCES)/$(PY314_TARBALL)
-fetch.python2.7 := scripts/fetch-source.sh $(PY2_TARBALL) $(PY2_SHA256) python2.7 $(PY2_URL) $(SOURCES)
-fetch.python3.13 := scripts/fetch-source.sh $(PY3_TARBALL) $(PY3_SHA256) python3.13 $(PY3_URL) $(SOURCES)
-fetch.python3.14 := scripts/fetch-source.sh $(PY314_TARBALL) $(PY314_SHA256) python3.14 $(PY314_URL) $(SOURCES)
+# Every Python of the table: tarball.NAME, the tarball in SOURCES, and
+# fetch.NAME, the command that puts it there, checked (scripts/fetch-source.sh).
+define source_rules
+tarball.$(1) := $(SOURCES)/$(tarball-name.$(1))
+fetch.$(1) := scripts/fetch-source.sh $(tarball-name.$(1)) $(sha256.$(1)) $(debian.$(1)) \
+	$(url.$(1)) $(SOURCES) $(revision.$(1))
+$(SOURCES)/$(tarball-name.$(1)):
+	$$(fetch.$(1))
+endef
+$(foreach p,$(PYTHONS),$(eval $(call source_rules,$(p))))
 
 sources:
-	$(foreach s,$(SERIES),$(fetch.$(s)) &&) true
-
-$(SOURCES)/$(PY2_TARBALL):
-	$(fetch.python2.7)
-
-$(SOURCES)/$(PY3_TARBALL):
-	$(fetch.python3.13)
-
-$(SOURCES)/$(PY314_TARBALL):
-	$(fetch.python3.14)
-
-$(SOURCES)/$(PY315_TARBALL):
-	scripts/fetch-source.sh $(PY315_TARBALL) $(PY315_SHA256) python3.15 $(PY315_URL) $(SOURCES)
-
-$(SOURCES)/$(PY311_TARBALL):
-	scripts/fetch-source.sh $(PY311_TARBALL) $(PY311_SHA256) python3.11 $(PY311_URL) $(SOURCES) $(PY311_DEBIAN)
+	$(foreach s,$(SERIES) $(STOCK),$(fetch.$(s)) &&) true
 
 # --- build -----------------------------------------------------------------
 # build/src/SERIES: the pristine tarball, patched, with probes.d installed,
@@ -154,14 +119,13 @@ $(foreach s,$(SERIES),$(eval $(call series_rules,$(s))))
 
 build: $(SERIES:%=$(BUILD)/bin/%)
 
-build-shared: $(SERIES:%=$(BUILD)/bin/%-shared)
+build-shared: $(foreach s,$(SERIES),$(if $(filter shared,$(variants.$(s))),$(BUILD)/bin/$(s)-shared))
 
-# The other interpreters of Python 3.13 and 3.14, whose markers the tests
-# hold to the same expectations: free-threaded (--disable-gil), and the
-# tier-2 interpreter that runs the optimizer's traces (the machine-code JIT
-# needs LLVM 18 or 19, which Debian 12 lacks; =interpreter runs the same
-# traces uop by uop).
-VARIANT_SERIES := python3.13 python3.14
+# The other interpreters of a series (its variants in pythons), whose
+# markers the tests hold to the same expectations: free-threaded
+# (--disable-gil), and the tier-2 interpreter that runs the optimizer's
+# traces (the machine-code JIT needs LLVM 18 or 19, which Debian 12 lacks;
+# =interpreter runs the same traces uop by uop).
 VARIANTS := ft jit
 VARIANT_FLAGS.ft := --disable-gil
 VARIANT_FLAGS.jit := --enable-experimental-jit=interpreter
@@ -176,31 +140,35 @@ $(BUILD)/bin/$(1)-$(2): | $(BUILD)/obj/$(1)-$(2)/.built
 	mkdir -p $$(@D)
 	ln -sfn ../obj/$(1)-$(2)/python $$@
 endef
-$(foreach s,$(VARIANT_SERIES),$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(s),$(v)))))
+$(foreach s,$(SERIES),$(foreach v,$(filter $(VARIANTS),$(variants.$(s))),$(eval $(call variant_rules,$(s),$(v)))))
 
-build-variants: $(foreach s,$(VARIANT_SERIES),$(VARIANTS:%=$(BUILD)/bin/$(s)-%))
+build-variants: $(foreach s,$(SERIES),$(foreach v,$(filter $(VARIANTS),$(variants.$(s))),$(BUILD)/bin/$(s)-$(v)))
 
-# Upstream's 3.15, as released (its own pydtrace.d, no patch): the stock
-# interpreter usdtmon completes (line and cfunction beside its own
-# function markers).
-$(BUILD)/src/python3.15/.prepared: $(SOURCES)/$(PY315_TARBALL)
-	rm -rf $(@D) && mkdir -p $(@D)
-	tar -xf $< -C $(@D) --strip-components=1
-	touch $@
+# The stock Pythons (upstream's 3.15), as released (their own pydtrace.d,
+# no patch): the interpreters usdtmon completes (line and cfunction beside
+# 3.15's own function markers).
+define stock_rules
+$(BUILD)/src/$(1)/.prepared: $(tarball.$(1))
+	$(fetch.$(1))
+	rm -rf $$(@D) && mkdir -p $$(@D)
+	tar -xf $(tarball.$(1)) -C $$(@D) --strip-components=1
+	touch $$@
 
-$(BUILD)/obj/python3.15/.built: $(BUILD)/src/python3.15/.prepared scripts/build-python.sh
-	scripts/build-python.sh $(BUILD)/src/python3.15 $(BUILD)/obj/python3.15 $(BASE_CONFIGURE_FLAGS) $(CONFIGURE_FLAGS)
-	touch $@
+$(BUILD)/obj/$(1)/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
+	scripts/build-python.sh $(BUILD)/src/$(1) $(BUILD)/obj/$(1) $(BASE_CONFIGURE_FLAGS) $(CONFIGURE_FLAGS)
+	touch $$@
 
-$(BUILD)/bin/python3.15: | $(BUILD)/obj/python3.15/.built
-	mkdir -p $(@D)
-	ln -sfn ../obj/python3.15/python $@
+$(BUILD)/bin/$(1): | $(BUILD)/obj/$(1)/.built
+	mkdir -p $$(@D)
+	ln -sfn ../obj/$(1)/python $$@
+endef
+$(foreach p,$(STOCK),$(eval $(call stock_rules,$(p))))
 
 # usdtmon (module/usdtmon): the markers from sys.monitoring, for a Python
 # that lacks them.  The tests load it into our builds with every family on
 # (their own markers then stay untraced), and into upstream's 3.15 as a
 # user would (the families it lacks): build/module/BUILD/usdtmon.
-MODULE_BUILDS := python3.13 python3.14 python3.14-ft python3.15
+MODULE_BUILDS := python3.13 python3.14 python3.14-ft $(STOCK)
 MODULE_INPUTS := $(wildcard module/usdtmon/*) probes.d $(MARKERS_C) scripts/build-module.sh
 
 $(BUILD)/module/%/.built: $(BUILD)/obj/%/.built $(MODULE_INPUTS)
@@ -209,7 +177,7 @@ $(BUILD)/module/%/.built: $(BUILD)/obj/%/.built $(MODULE_INPUTS)
 
 module: $(MODULE_BUILDS:%=$(BUILD)/module/%/.built)
 
-stock: $(BUILD)/bin/python3.15 $(BUILD)/module/python3.15/.built
+stock: $(foreach p,$(STOCK),$(BUILD)/bin/$(p) $(BUILD)/module/$(p)/.built)
 
 install-module:
 	$(if $(PYTHON),,$(error make install-module needs PYTHON=/path/to/python3.X))
@@ -269,7 +237,7 @@ bench:
 	scripts/setup.sh bench
 	$(MAKE) bench-ready
 
-bench-ready: $(SOURCES)/$(PY2_TARBALL) $(SOURCES)/$(PY3_TARBALL) $(SOURCES)/$(PY314_TARBALL) $(SOURCES)/$(PY311_TARBALL)
+bench-ready: $(foreach p,$(SERIES) $(ANCHORS),$(tarball.$(p)))
 	rc=0; JOBS=$(or $(JOBS),2) SOURCES=$(SOURCES) BENCH_BUILD=$(BUILD)/bench \
 		/usr/bin/python3 bench/bench.py $(BENCH_ARGS) || rc=$$?; \
 	/usr/bin/python3 bench/report.py $(BUILD)/bench/results.json docs/performance.md && exit $$rc

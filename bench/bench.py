@@ -49,6 +49,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import usdt  # noqa: E402  (scripts/usdt.py: the markers' notes and sites)
+import pythons  # noqa: E402  (scripts/pythons.py: the table of Pythons)
 
 SHIPPED = usdt.SHIPPED
 
@@ -59,21 +60,18 @@ SOURCES = os.environ.get("SOURCES", os.path.join(REPO, "sources"))
 WORKLOADS = os.path.join(BENCH, "workloads")
 RESULTS = os.path.join(BUILD, "results.json")
 
-# Our series (patches/python<version>), oldest first: each gets the builds
-# (a), (b) and (c), and a row or column in every phase and table.  A new
-# series is a line here, its tarball below and its line in report.py.
-OURS = ["2.7", "3.13", "3.14"]
-# Upstream releases built only as anchors: upstream, with and without
-# --with-dtrace.  3.11 is the last whose eval loop fires function and line
-# markers.
-ANCHORS = ["3.11"]
-
-TARBALLS = {
-    "2.7": "Python-2.7.18.tgz",
-    "3.11": "Python-3.11.2.tgz",
-    "3.13": "Python-3.13.15.tar.xz",
-    "3.14": "Python-3.14.7.tar.xz",
-}
+# Our series (patches/python<version>) and the upstream releases built only
+# as anchors (upstream, with and without --with-dtrace; 3.11 is the last
+# whose eval loop fires function and line markers), oldest first, from the
+# table of Pythons (pythons): each series gets the builds (a), (b) and
+# (c), and a row or column in every phase and table (and its line in
+# report.py).
+_TABLE = pythons.read()
+OURS = sorted((p.name[len("python"):] for p in _TABLE if p.role == "patched"),
+              key=lambda v: tuple(map(int, v.split("."))))
+ANCHORS = sorted(p.name[len("python"):] for p in _TABLE if p.role == "anchor")
+TARBALLS = dict((p.name[len("python"):], p.tarball) for p in _TABLE
+                if p.role in ("patched", "anchor"))
 BASE_FLAGS = ["--without-ensurepip"]
 DTRACE = ["--with-dtrace"]
 

@@ -23,6 +23,7 @@ import threading
 import pytest
 
 import harness
+import pythons
 import usdt
 import staptools
 
@@ -38,7 +39,9 @@ DOCDIR = "/usr/share/doc"
 LICENSEDIR = "/usr/share/licenses"
 # python-systemtap-3.14: python3.14, one per series.
 INTERPRETERS = dict(("python-systemtap-" + s[len("python"):], s) for s in harness.series())
-TARBALLS = ("Python-2.7.18.tgz", "Python-3.13.15.tar.xz", "Python-3.14.7.tar.xz")
+# The packages' Pythons: our series, in the table of Pythons (pythons).
+TABLE = [p for p in pythons.read() if p.role == "patched"]
+TARBALLS = tuple(p.tarball for p in TABLE)
 EXAMPLES = "python-systemtap-examples"
 
 TOOLS = [("rpmbuild", "rpm"), ("rpmspec", "rpm"), ("rpm2cpio", "rpm"),
@@ -178,6 +181,25 @@ def spec_tags(tag):
     with open(SPEC) as f:
         return [(int(n), v) for n, v in
                 re.findall(r"^%s(\d+):\s*(\S+)\s*$" % tag, f.read(), flags=re.M)]
+
+
+@pytest.mark.quick
+def test_spec_agrees_with_the_table_of_pythons():
+    """The spec packages exactly our series of the table (pythons): each
+    one's version macro (py2_version for 2.7, pyXY_version for X.Y) is the
+    table's, and its tarball Source is python.org's URL of the table's
+    tarball."""
+    with open(SPEC) as f:
+        text = f.read()
+    versions = dict(re.findall(r"^%global (py\d+)_version (\S+)$", text, re.M))
+    sources = set(v for _, v in spec_tags("Source"))
+    assert len(versions) == len(TABLE), versions
+    for p in TABLE:
+        macro = "py2" if p.name == "python2.7" else "py" + p.name[len("python"):].replace(".", "")
+        assert versions.get(macro) == p.version, (p.name, macro, versions)
+        url = p.url.replace(p.version, "%%{%s_version}" % macro)
+        assert url in sources, (p.name, url, sorted(sources))
+    assert set(harness.series()) == set(p.name for p in TABLE)
 
 
 @pytest.mark.quick
