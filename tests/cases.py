@@ -74,3 +74,32 @@ def expected_calls(build, fixture):
         if words[0] in ("function__entry", "function__return"):
             events.append((words[0], words[2], words[1], int(words[3])))
     return events
+
+
+# --- which builds each consumer runs on (docs/testing.md, "The matrix") -----
+#
+# bpftrace holds every build to the fixtures' expectations, and CPython's
+# own tests and the oracle run on every build too.  The costlier consumers
+# run on fewer: gdb (a ptrace stop and its Python per hit), stap (a module
+# and a run in the qemu guest per case), bcc (a BPF compile per run), perf
+# and the example scripts run on each series' own build and its
+# --enable-shared one (markers in a shared library), not on the
+# free-threaded and tier-2 variants, whose difference is the interpreter
+# loop that bpftrace, the oracle and CPython's tests check there.  gdb on
+# the forking fixtures (a stop per hit in programs that import
+# multiprocessing: about two minutes each on 3.x) runs on each series' own
+# build alone.
+
+def full_matrix(build):
+    """Whether the costlier consumers run on build."""
+    return not build.endswith(("-ft", "-jit"))
+
+
+def consumer_builds(consumer, builds):
+    """The builds of builds that consumer (bpftrace, gdb, stap, bcc, perf,
+    examples, fork-gdb) runs on."""
+    if consumer == "bpftrace":
+        return list(builds)
+    if consumer == "fork-gdb":
+        return [b for b in builds if b == harness.series_of(b)]
+    return [b for b in builds if full_matrix(b)]

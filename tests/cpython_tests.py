@@ -138,11 +138,21 @@ def command(build, tempdir):
     return args + list(MODULES[series])
 
 
-def environment(tempdir):
+def environment(build, tempdir):
     """The runs' environment: no PYTHON* variable from outside, unbuffered
-    (stdout and stderr share a file, in the order they were written)."""
+    (stdout and stderr share a file, in the order they were written).  On
+    a build with usdtmon (B+usdtmon), every process that reads PYTHONPATH
+    loads it at start-up (a sitecustomize in tempdir/site) and fires every
+    family (USDTMON_MARKERS=all), as a site-wide install would have it."""
     env = dict((k, v) for k, v in os.environ.items() if not k.startswith("PYTHON"))
     env.update(PYTHONUNBUFFERED="1", TMPDIR=tempdir)
+    if harness.is_module(build):
+        site = os.path.join(tempdir, "site")
+        os.makedirs(site, exist_ok=True)
+        with open(os.path.join(site, "sitecustomize.py"), "w") as f:
+            f.write("import usdtmon\n")
+        env.update(PYTHONPATH=site + os.pathsep + harness.module_dir(build),
+                   USDTMON_MARKERS="all")
     return env
 
 
@@ -180,7 +190,7 @@ class Run(object):
         tempdir = os.path.join(self.directory, "tmp")
         os.makedirs(tempdir)
         cmd = command(self.build, tempdir)
-        env = environment(tempdir)
+        env = environment(self.build, tempdir)
         start = time.time()
         if self.config == UNTRACED:
             with open(self.out, "w") as f:

@@ -156,7 +156,8 @@ def fixture_file(d, file):
 
 
 @pytest.mark.parametrize("build,fixture", [(b, f) for f in ("call_stack", "deep_calls")
-                                           for b in cases.function_cases(f)])
+                                           for b in cases.consumer_builds(
+                                               "bcc", cases.function_cases(f))])
 def test_calls(build, fixture):
     """ucalls -l python PID: on SIGINT, a line per function (FILE.FUNC and
     its calls), equal to the expected function__entry events by function."""
@@ -179,7 +180,7 @@ def test_calls(build, fixture):
     assert got == expected, text
 
 
-@pytest.mark.parametrize("build", list(cases.function_cases("call_stack")))
+@pytest.mark.parametrize("build", cases.consumer_builds("bcc", cases.function_cases("call_stack")))
 def test_flow(build):
     """uflow -l python PID: a line per entry (->) and return (<-), indented
     by depth, in order; the fixture's are exactly the expected tree."""
@@ -220,7 +221,7 @@ def gc_cases():
             yield build
 
 
-@pytest.mark.parametrize("build", list(gc_cases()))
+@pytest.mark.parametrize("build", cases.consumer_builds("bcc", gc_cases()))
 def test_gc(build):
     """ugc -l python PID: a line per collection (its start, its time in
     us, a description).  gc_import.py calls gc.collect() twice (the
@@ -278,7 +279,7 @@ INTERVAL = 10
 CALLS, COLLECTIONS = 1000 * INTERVAL, 2 * INTERVAL
 
 
-@pytest.mark.parametrize("build", harness.builds())
+@pytest.mark.parametrize("build", cases.consumer_builds("bcc", harness.builds()))
 def test_stat(build):
     """ustat -l python -C INTERVAL 1: it finds its targets by comm, so the
     program runs through a symlink named python; attached (it holds a

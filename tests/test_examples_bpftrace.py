@@ -25,7 +25,7 @@ def need_bpftrace():
     harness.require(BPFTRACE)
 
 
-@pytest.mark.parametrize("build", list(cases.function_cases("call_stack")))
+@pytest.mark.parametrize("build", cases.consumer_builds("examples", cases.function_cases("call_stack")))
 def test_calltree(build):
     need_bpftrace()
     with harness.FixtureDir() as d:
@@ -60,7 +60,7 @@ def map_entries(text, name):
     return entries
 
 
-@pytest.mark.parametrize("build", list(cases.function_cases("call_stack")))
+@pytest.mark.parametrize("build", cases.consumer_builds("examples", cases.function_cases("call_stack")))
 def test_top(build):
     """Calls per function and file, summed over the refreshes (no ROWS
     argument: every function is shown)."""
@@ -78,7 +78,7 @@ def test_top(build):
     assert got == expected
 
 
-@pytest.mark.parametrize("build", list(cases.function_cases("call_stack")))
+@pytest.mark.parametrize("build", cases.consumer_builds("examples", cases.function_cases("call_stack")))
 def test_latency(build):
     """One timed call per return; every call has a histogram and a total."""
     need_bpftrace()
@@ -97,7 +97,7 @@ def test_latency(build):
     assert totals == set(expected) == hists
 
 
-@pytest.mark.parametrize("build", list(cases.function_cases("call_stack")))
+@pytest.mark.parametrize("build", cases.consumer_builds("examples", cases.function_cases("call_stack")))
 def test_stacks(build):
     """One folded line per return: the stack, outermost first, and a time."""
     need_bpftrace()
@@ -140,7 +140,7 @@ os._exit(0)
 """
 
 
-@pytest.mark.parametrize("build", harness.builds())
+@pytest.mark.parametrize("build", cases.consumer_builds("examples", harness.builds()))
 def test_gc(build):
     """The fixture collects generation 0 once (finding its 3 cycles), 1
     twice, 2 once, on top of what start-up collects: the difference from a

@@ -241,9 +241,15 @@ def test_untraced(build, fixture):
     assert untraced(build, fixture) == EXPECTED[fixture]
 
 
-@pytest.mark.parametrize("consumer", sorted(CONSUMERS))
-@pytest.mark.parametrize("fixture", FIXTURES)
-@pytest.mark.parametrize("build", harness.builds())
+# (build, fixture, consumer): gdb and stap on the builds cases.consumer_builds
+# gives them.
+RUNS = [(build, fixture, consumer) for build in harness.builds() for fixture in FIXTURES
+        for consumer in sorted(CONSUMERS)
+        if cases.consumer_builds({"gdb": "fork-gdb", "bpftrace-c": "bpftrace"}.get(
+            consumer, consumer), [build])]
+
+
+@pytest.mark.parametrize("build, fixture, consumer", RUNS, ids=["-".join(r) for r in RUNS])
 def test_children_unharmed(build, fixture, consumer):
     tool, runner, every_process = CONSUMERS[consumer]
     harness.require(tool)

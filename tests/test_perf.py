@@ -19,6 +19,7 @@ import tempfile
 
 import pytest
 
+import cases
 import consumers
 import harness
 import usdt
@@ -54,7 +55,7 @@ TRACE = re.compile(r'^\s*(\S+):\s.*filename=(?:"([^"]*)"|\(fault\)) '
                    r'modulename=(?:"([^"]*)"|\(fault\))$')
 
 
-@pytest.mark.parametrize("build", harness.builds())
+@pytest.mark.parametrize("build", cases.consumer_builds("perf", harness.builds()))
 def test_perf(build):
     reason = PERF.unavailable()
     if reason:

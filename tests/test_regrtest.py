@@ -112,8 +112,14 @@ def accepted_for(build, config):
 # on two cores; now 26 (the families on python3.13 and python3.14 only).
 RUNS_AT_ONCE = int(os.environ.get("REGRTEST_RUNS_AT_ONCE", "3"))
 
-CASES = [(build, config) for build in harness.builds()
+# Every build but the -shared ones (the same interpreter loop as their
+# series' own build, the markers in libpython: test_semantics.py and
+# test_fork.py trace them), and our 3.14 with usdtmon loaded in every
+# process and firing every family, held to python3.14's untraced run.
+CASES = [(build, config) for build in harness.builds() if not build.endswith("-shared")
          for config in cpython_tests.configs(build)]
+if "python3.14" in harness.builds():
+    CASES.append(("python3.14+" + harness.MODULE, "all"))
 
 
 class Runs(object):
@@ -124,10 +130,13 @@ class Runs(object):
         self.top = top
         self.queues = {}
         for build, config in wanted:
-            queue = self.queues.setdefault(build, [UNTRACED])
+            # The untraced run of the interpreter, without usdtmon.
+            self.queues.setdefault(harness.host_of(build), [UNTRACED])
+            queue = self.queues.setdefault(build, [])
             if config not in queue:
                 queue.append(config)
         self.order = [b for b in harness.builds() if b in self.queues]
+        self.order += sorted(b for b in self.queues if b not in self.order)
         self.busy, self.done, self.running = set(), {}, {}
         self.stopped = False
         self.failing = set()                # the tests that failed: keep the outputs
@@ -201,7 +210,8 @@ class Report(object):
         tr = terminalreporter
         tr.section("CPython's regression tests (tests/test_regrtest.py)")
         for build in runs.order:
-            for config in [UNTRACED] + cpython_tests.configs(build):
+            for config in ([] if harness.is_module(build) else [UNTRACED]) + \
+                    cpython_tests.configs(build):
                 run = runs.done.get((build, config))
                 if run is not None and run.seconds is not None:
                     for line in run.summary().splitlines():
@@ -288,7 +298,7 @@ def describe(run, diffs, limit=10):
 def test_regrtest(case, runs, record_property):
     build, config = case
     harness.require(consumers.Bpftrace())     # skip, or fail under REQUIRE_ALL_CONSUMERS
-    baseline = runs.result(build, UNTRACED)
+    baseline = runs.result(harness.host_of(build), UNTRACED)
     traced = runs.result(build, config)
     record_property("seconds", round(traced.seconds or 0, 1))
     record_property("untraced_seconds", round(baseline.seconds or 0, 1))

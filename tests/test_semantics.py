@@ -35,8 +35,13 @@ def ids(case):
     return "%s-%s" % case
 
 
-@pytest.mark.parametrize("consumer", consumers.CONSUMERS, ids=lambda c: c.name)
-@pytest.mark.parametrize("case", CASES, ids=ids)
+# (case, consumer): each consumer on the builds cases.consumer_builds gives it.
+CONSUMER_CASES = [(case, consumer) for consumer in consumers.CONSUMERS for case in CASES
+                  if case[0] in cases.consumer_builds(consumer.name, [case[0]])]
+
+
+@pytest.mark.parametrize("case, consumer", CONSUMER_CASES,
+                         ids=["%s-%s-%s" % (c + (k.name,)) for c, k in CONSUMER_CASES])
 def test_consumer(consumer, case):
     build, fixture = case
     harness.require(consumer)

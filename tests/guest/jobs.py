@@ -68,6 +68,8 @@ def semantics(run):
     # The cases and scripts test_semantics.py checks with every consumer.
     jobs = []
     for build, fixture in cases.semantics_cases():
+        if not cases.consumer_builds("stap", [build]):
+            continue
         script = cases.script_of(fixture)
         name = semantics_name(build, script, fixture)
         module = consumer_module(build, script)
@@ -406,7 +408,7 @@ def forks(run):
     """Each fixture of cases.FORK_FIXTURES on each build, started by staprun
     -c: its stdout is the job's (Result.target_stdout())."""
     jobs = []
-    for build in harness.builds():
+    for build in cases.consumer_builds("stap", harness.builds()):
         module = fork_module(build)
         for fixture in cases.FORK_FIXTURES:
             name = fork_name(build, fixture)
