@@ -275,18 +275,28 @@ class Gdb(object):
         return None
 
     def run(self, build, script, fixture):
-        """Run fixture under script; the events, in order."""
-        with harness.FixtureDir() as d:
+        """Run fixture under script; the events, in order.  With usdtmon
+        (B+usdtmon), the breakpoints are on its shared object's markers
+        alone; in a root (a stock interpreter's), gdb reads the program's
+        libraries there (sysroot) and starts it as harness.command does."""
+        root = harness.root_of(build)
+        with harness.FixtureDir(root) as d:
             out = os.path.join(d.path, "out.txt")
+            where = "python:"
+            if harness.is_module(build):
+                where = os.path.basename(harness.marker_object(build)) + ":python:"
             with open(os.path.join(harness.DATA, script + self.suffix)) as f:
-                text = f.read().replace("@DIR@", d.path).replace("@OUT@", out)
+                text = (f.read().replace("@DIR@", d.inner).replace("@OUT@", out)
+                        .replace("-probe-stap python:", "-probe-stap " + where))
             path = os.path.join(d.path, script + self.suffix)
             with open(path, "w") as f:
                 f.write(text)
             proc = subprocess.run(
-                GDB + ["-x", path, "--args",
-                 harness.interpreter(build), os.path.join(d.path, fixture + ".py")],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                GDB + ["-ex", "set breakpoint pending on"]
+                + (["-ex", "set sysroot " + root] if root else [])
+                + ["-x", path, "--args"]
+                + harness.command(build, os.path.join(d.inner, fixture + ".py")),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=harness.environment(build),
                 universal_newlines=True, timeout=600, cwd=d.path)
             assert proc.returncode == 0, proc.stdout
             assert "exited normally" in proc.stdout, proc.stdout

@@ -25,6 +25,8 @@ MODULE_BUILDS = [b + "+" + harness.MODULE for b in ("python3.13", "python3.14", 
 STOCK_BUILDS = [b + "+" + harness.MODULE for b in sorted(harness.STOCK)]
 CLAIMED = usdt.parse_claims(harness.MODULE_CLAIMS)
 
+TRIXIE = "python3.13-trixie"
+
 # The families usdtmon fires on each stock interpreter, by default: those
 # the interpreter lacks (Debian 13's python3.13 has gc, import and audit
 # markers; upstream's 3.15 also function__entry/return).
@@ -94,6 +96,30 @@ def test_fixture_under_bpftrace(case):
         want = harness.as_traced(build, of(traced, harness.oracle(
             build, cases.script_of(fixture), fixture)))
     assert got == want, harness.mismatch(got, want)
+
+
+# gdb on three fixtures (calls and C calls, lines, an exception's unwinding):
+# a ptrace stop per event makes each run several seconds long in the root.
+GDB_FIXTURES = ("call_stack", "line", "exception")
+
+
+@pytest.mark.parametrize("case", [c for c in fixture_cases()
+                                  if c[0] == TRIXIE + "+usdtmon" and c[1] in GDB_FIXTURES],
+                         ids=lambda c: "%s-%s" % c)
+def test_fixture_under_gdb(case):
+    """gdb on Debian 13's python3.13 with usdtmon, in its root (chroot,
+    sysroot): its breakpoints on the module's markers set their semaphores,
+    usdtmon turns on, and gdb sees the fixture's expected events."""
+    build, fixture = case
+    gdb = harness.require(consumers.Gdb())
+    got = gdb.run(build, cases.script_of(fixture), fixture)
+    traced = set(harness.marker_objects(build))
+    want = harness.as_traced(build, of(traced, harness.read_expected(build, fixture)))
+    if (build, fixture) in ACCEPTED:
+        assert got != want, "no difference left: drop ACCEPTED's entry"
+        want = harness.as_traced(build, of(traced, harness.oracle(
+            build, cases.script_of(fixture), fixture)))
+    assert got == want, harness.mismatch(got, want, gdb.details)
 
 
 @pytest.mark.parametrize("build", STOCK_BUILDS)
@@ -390,8 +416,6 @@ def test_exit_with_a_consumer_and_running_threads(build, tmp_path):
 
 
 # --- make install-module and pip, on Debian 13's own python3.13 -----------------
-
-TRIXIE = "python3.13-trixie"
 
 
 def in_root(build, command, tmp_path, timeout=300):

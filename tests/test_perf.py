@@ -55,7 +55,13 @@ TRACE = re.compile(r'^\s*(\S+):\s.*filename=(?:"([^"]*)"|\(fault\)) '
                    r'modulename=(?:"([^"]*)"|\(fault\))$')
 
 
-@pytest.mark.parametrize("build", cases.consumer_builds("perf", harness.builds()))
+# Our builds of the matrix, and Debian 13's own python3.13 with usdtmon
+# (its function and cfunction markers from the module's shared object,
+# which perf probe's semaphore makes usdtmon turn on).
+PERF_BUILDS = cases.consumer_builds("perf", harness.builds()) + ["python3.13-trixie+usdtmon"]
+
+
+@pytest.mark.parametrize("build", PERF_BUILDS)
 def test_perf(build):
     reason = PERF.unavailable()
     if reason:
@@ -87,12 +93,13 @@ def test_perf(build):
         # record, script, report: one sample per hit of each; the string
         # events' values are the fixture's expected events of those markers.
         data = os.path.join(scratch, "perf.data")
-        with harness.FixtureDir() as d:
+        with harness.FixtureDir(harness.root_of(build)) as d:
             PERF.run(buildid, "record", "-q", "-o", data, *["-esdt_python:" + m for m in MARKERS],
-                 *["-e%s:%s" % e for e in events],
-                 "--", harness.interpreter(build), d.path + FIXTURE + ".py", cwd=d.path)
+                     *["-e%s:%s" % e for e in events],
+                     "--", *harness.command(build, d.inner + FIXTURE + ".py"), cwd=d.path,
+                     env=harness.environment(build))
             script = PERF.run(buildid, "script", "-i", data, "--ns",
-                          "-F", "tid,time,event,trace").splitlines()
+                              "-F", "tid,time,event,trace").splitlines()
             got = []
             counts = collections.Counter()      # hits: what the markers did
             records = collections.Counter()     # what perf report counts
@@ -113,9 +120,9 @@ def test_perf(build):
                 marker = re.sub(r"_\d+$", "", m.group(1)[len(GROUP) + 1:])
                 counts["ours", marker] += 1
                 _, filename, funcname, lineno, module = m.groups()
-                if filename and filename.startswith(d.path):
+                if filename and filename.startswith(d.inner):
                     got.append("%s %s %s %s %s" % (
-                        marker, filename[len(d.path):], funcname, lineno, module))
+                        marker, filename[len(d.inner):], funcname, lineno, module))
         want = [e for e in harness.read_expected(build, FIXTURE) if e.split()[0] in MARKERS]
         assert got == want, harness.mismatch(got, want)
         for marker in MARKERS:
