@@ -171,7 +171,7 @@ $(foreach p,$(STOCK),$(eval $(call stock_rules,$(p))))
 MODULE_BUILDS := python3.13 python3.14 python3.14-ft $(STOCK)
 MODULE_INPUTS := $(wildcard module/usdtmon/*) probes.d $(MARKERS_C) scripts/build-module.sh
 
-$(BUILD)/module/%/.built: $(BUILD)/obj/%/.built $(MODULE_INPUTS)
+$(BUILD)/module/%/.built: $(BUILD)/obj/%/.built $(MODULE_INPUTS) | $(BUILD)/bin/%
 	scripts/build-module.sh $(BUILD)/bin/$* $(BUILD)/module/$*
 	touch $@
 
