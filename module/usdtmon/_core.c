@@ -57,6 +57,10 @@ static struct {
     int on;                     /* the families registered now */
     int tool_id;                /* held while on != 0, else -1 */
     int told_no_tool;           /* the user was told no tool id was free */
+    int refused;                /* the families wanted when no tool id was
+                                   free; the watcher asks again for them
+                                   only at retry_ms (backing off) */
+    long retry_ms, backoff_ms;
     Py_ssize_t lines_index;     /* dtrace_line()'s co_extra index */
     PyObject *monitoring;       /* sys.monitoring */
     PyObject *disable;          /* sys.monitoring.DISABLE */
@@ -73,7 +77,7 @@ static struct {
     int running;
     int stop;
     int finalizing;             /* atexit ran: no more changes */
-} st = {.tool_id = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
+} st = {.tool_id = -1, .refused = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
         .wake = PTHREAD_COND_INITIALIZER};
 
 static void report(const char *what);
@@ -341,6 +345,14 @@ static const struct {
 
 /* --- Registration, with the interpreter held ---------------------------- */
 
+static long
+now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static void
 report(const char *what)
 {
@@ -407,7 +419,16 @@ apply(int wanted)
                            "the function, cfunction and line markers do not fire");
                     st.told_no_tool = 1;
                 }
+                /* Ask again after 1 s, then 2, 4 ... 32 s: not at every
+                   look of the watcher, which would take the interpreter */
+                st.backoff_ms = st.backoff_ms ? Py_MIN(st.backoff_ms * 2, 32000) : 1000;
+                st.retry_ms = now_ms() + st.backoff_ms;
+                st.refused = wanted;
                 wanted &= ~monitored;
+            }
+            else {
+                st.backoff_ms = 0;
+                st.refused = -1;
             }
         }
         if (st.tool_id >= 0) {
@@ -480,9 +501,10 @@ watch(void *unused)
         if (st.stop) {
             break;
         }
-        /* st.on changes only with the interpreter held; a stale read here
-           costs one more look below */
-        if (families_wanted() == st.on) {
+        /* st.on and st.refused change only with the interpreter held; a
+           stale read here costs one more look below */
+        int wanted = families_wanted();
+        if (wanted == st.on || (wanted == st.refused && now_ms() < st.retry_ms)) {
             continue;
         }
         pthread_mutex_unlock(&st.lock);
