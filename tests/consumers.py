@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import time
 
@@ -164,16 +165,15 @@ class Bpftrace(object):
         return interrupt(tracer)
 
     @staticmethod
-    def _wait_attached(tracer, out, said="tracing"):
+    def _wait_attached(tracer, out, said="tracing", attached=lambda: True):
         """Wait until the output file out holds said: by default the line
         "tracing" that BEGIN prints once every probe is attached.  A script
         without one (examples/bpftrace) is waited for by bpftrace's own
-        "Attaching N probes" line, and half a second more."""
+        "Attaching N probes" line, then until attached() (its markers'
+        semaphores set in the traced process)."""
         deadline = time.time() + 60
         while time.time() < deadline and tracer.poll() is None:
-            if os.path.exists(out) and said in open(out).read():
-                if said != "tracing":
-                    time.sleep(0.5)
+            if os.path.exists(out) and said in open(out).read() and attached():
                 return
             time.sleep(0.1)
         raise AssertionError("bpftrace did not start: %s" % (tracer.stderr.read()
@@ -204,7 +204,11 @@ class Bpftrace(object):
                 ["bpftrace", "-p", str(python.pid), "-o", out, script, harness.marker_object(build)],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                 cwd=fixture_dir, env=self.ENV)
-            self._wait_attached(tracer, out, said="Attaching")
+            with open(script) as f:
+                used = set(re.findall(r"^usdt:[^:]*:python:(\w+)", f.read(), re.M))
+            elf = harness.marker_object(build)
+            self._wait_attached(tracer, out, said="Attaching", attached=lambda: all(
+                semaphore(python.pid, elf, marker) > 0 for marker in used))
             said, err = python.communicate("go\n", timeout=300)
             assert python.returncode == 0, err
             if printed is not None:
@@ -331,6 +335,27 @@ class Stap(object):
 CONSUMERS = [Bpftrace(), Gdb(), Stap()]
 
 
+
+
+def semaphore(pid, elf, marker):
+    """The value of marker's semaphore (its first site's) in process pid,
+    for the ELF file elf that process maps: what a consumer that attached
+    to the marker has made it (the kernel counts it up for each)."""
+    import usdt
+    site = [s for s in usdt.read_sites(elf) if s.name == marker][0]
+    offset = usdt.file_offset(elf, site.semaphore)
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 6 or os.path.realpath(fields[5]) != elf:
+                continue
+            start, end = (int(a, 16) for a in fields[0].split("-"))
+            mapped = int(fields[2], 16)
+            if mapped <= offset < mapped + end - start:
+                with open("/proc/%d/mem" % pid, "rb") as mem:
+                    mem.seek(start + offset - mapped)
+                    return struct.unpack("<H", mem.read(2))[0]
+    raise AssertionError("%s's semaphore is not mapped in process %d" % (marker, pid))
 
 
 def default_sigint():

@@ -29,7 +29,6 @@ import collections
 import glob
 import os
 import re
-import struct
 import subprocess
 import time
 
@@ -42,25 +41,6 @@ import usdt
 from harness import LAUNCHER, READY
 
 BCC = consumers.Bcc()
-
-
-def semaphore(pid, build, marker):
-    """The value of marker's semaphore in process pid."""
-    elf = harness.marker_object(build)
-    site = [s for s in usdt.read_sites(elf) if s.name == marker][0]
-    offset = usdt.file_offset(elf, site.semaphore)
-    with open("/proc/%d/maps" % pid) as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) < 6 or os.path.realpath(fields[5]) != elf:
-                continue
-            start, end = (int(a, 16) for a in fields[0].split("-"))
-            mapped = int(fields[2], 16)
-            if mapped <= offset < mapped + end - start:
-                with open("/proc/%d/mem" % pid, "rb") as mem:
-                    mem.seek(start + offset - mapped)
-                    return struct.unpack("<H", mem.read(2))[0]
-    raise AssertionError("%s's semaphore is not mapped in process %d" % (marker, pid))
 
 
 def wait_for(what, condition, processes, timeout=300):
@@ -113,7 +93,7 @@ def trace(tool, build, d, argv, markers, flags=(), python=None, attached=None):
         else:
             wait_for("%s attached" % tool[0], lambda: attached(tracer, out), [tracer, program])
         for marker in markers:
-            assert semaphore(program.pid, build, marker) > 0, \
+            assert consumers.semaphore(program.pid, harness.marker_object(build), marker) > 0, \
                 "%s attached, %s's semaphore is 0" % (tool[0], marker)
         program.stdin.write("go\n")
         program.stdin.flush()
@@ -125,7 +105,7 @@ def trace(tool, build, d, argv, markers, flags=(), python=None, attached=None):
         assert tracer.returncode == 0, (tracer.returncode, stderr, text)
         assert not re.search(r"lost \d+ samples", stderr + text, re.I), (stderr, text)
         for marker in markers:
-            assert semaphore(program.pid, build, marker) == 0, \
+            assert consumers.semaphore(program.pid, harness.marker_object(build), marker) == 0, \
                 "%s's semaphore is still set after %s stopped on SIGINT" % (marker, tool[0])
         _, err = program.communicate("", timeout=60)
         assert program.returncode == 0, err
