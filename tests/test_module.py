@@ -84,13 +84,94 @@ def of(markers, events):
     return [e for e in events if e.split(" ", 1)[0] in markers]
 
 
-@pytest.mark.parametrize("case", list(fixture_cases()), ids=lambda c: "%s-%s" % c)
+# Upstream 3.15's own function markers (function__entry/return: usdtmon
+# leaves them to it there), where they differ from ours and from what the
+# interpreter's profile hooks report.  Each gap is a check of the events
+# the interpreter's markers gave; the fixture's other events (usdtmon's C
+# calls and lines) must still be the expected ones.
+
+
+def _functions(events):
+    return [e for e in events if e.startswith("function__")]
+
+
+def _entry_line_unknown(got, want):
+    """A frame entered from C (a class body, a decorated or profile
+    function) reports line -1 at its entry."""
+    return any(e.split()[3] == "-1" for e in got if e.startswith("function__entry"))
+
+
+def _entry_at_creation(got, want):
+    """Creating a generator or coroutine fires function__entry (its frame
+    runs RETURN_GENERATOR) with no function__return: the function is
+    entered twice, at the same line, with no return of it between."""
+    def twice(events):
+        open_at = {}
+        for e in _functions(events):
+            kind, _, name, line = e.split()[:4]
+            if kind == "function__entry":
+                if open_at.get(name) == line:
+                    return True
+                open_at[name] = line
+            else:
+                open_at.pop(name, None)
+        return False
+    return twice(got) and not twice(want)
+
+
+def _no_entry_on_throw_or_close(got, want):
+    """A generator resumed by throw() or close() fires no function__entry."""
+    def resumed(events):
+        found, inside = [], None
+        for e in events:
+            words = e.split()
+            if words[0] == "cfunction__entry" and words[2] in ("throw", "close"):
+                inside = words[2]
+            elif words[0] == "cfunction__return" and words[2] == inside:
+                inside = None
+            elif words[0] == "function__entry" and inside:
+                found.append(inside)
+                inside = None
+        return found
+    return len(resumed(got)) < len(resumed(want))
+
+
+def _callback_frames(got, want):
+    """The frames of a profile function (run by the interpreter's profile
+    hook) fire the markers, which ours and the hooks leave out."""
+    names = lambda events: set(e.split()[2] for e in _functions(events))  # noqa: E731
+    return bool(names(got) - names(want))
+
+
+UPSTREAM_GAPS = {
+    ("python3.15+usdtmon", "async_chain"): [_entry_at_creation],
+    ("python3.15+usdtmon", "call_stack"): [_entry_line_unknown],
+    ("python3.15+usdtmon", "generator"): [_entry_at_creation, _no_entry_on_throw_or_close],
+    ("python3.15+usdtmon", "generator_ops"): [_entry_at_creation, _no_entry_on_throw_or_close],
+    ("python3.15+usdtmon", "profiler_callback"): [_entry_line_unknown, _callback_frames],
+    ("python3.15+usdtmon", "wrapped"): [_entry_line_unknown],
+}
+# Run apart (test_upstream_315_non_utf8_name_fails_the_program): upstream's
+# markers fail the program there.
+UPSTREAM_FAILS = {("python3.15+usdtmon", "unencodable")}
+
+
+@pytest.mark.parametrize("case", [c for c in fixture_cases() if c not in UPSTREAM_FAILS],
+                         ids=lambda c: "%s-%s" % c)
 def test_fixture_under_bpftrace(case):
     build, fixture = case
     bpftrace = harness.require(consumers.Bpftrace())
     got = bpftrace.run(build, cases.script_of(fixture), fixture)
     traced = set(harness.marker_objects(build))
     want = harness.as_traced(build, of(traced, harness.read_expected(build, fixture)))
+    if case in UPSTREAM_GAPS:
+        others = lambda events: [e for e in events if not e.startswith("function__")]
+        assert others(got) == others(want), harness.mismatch(others(got), others(want))
+        assert _functions(got) != _functions(want), "no difference left: drop UPSTREAM_GAPS'"
+        for gap in UPSTREAM_GAPS[case]:
+            assert gap(got, want), "%s: not seen\n%s" % (
+                gap.__doc__, harness.mismatch(got, want))
+        return
     if (build, fixture) in ACCEPTED:
         assert got != want, "no difference left: drop ACCEPTED's entry"
         want = harness.as_traced(build, of(traced, harness.oracle(
@@ -120,6 +201,31 @@ def test_fixture_under_gdb(case):
         want = harness.as_traced(build, of(traced, harness.oracle(
             build, cases.script_of(fixture), fixture)))
     assert got == want, harness.mismatch(got, want, gdb.details)
+
+
+def test_upstream_315_non_utf8_name_fails_the_program(tmp_path):
+    """Upstream 3.15.0rc2's own function__entry (Python/ceval.c,
+    dtrace_function_entry) takes the function's name with
+    PyUnicode_AsUTF8 and leaves its UnicodeEncodeError set: with a
+    consumer of that marker attached, a program calling a function whose
+    name has a lone surrogate sees a stray UnicodeEncodeError (under
+    usdtmon's runpy a SystemError, "returned a result with an exception
+    set"; alone, "Exception ignored on threading shutdown").  Untraced, it
+    runs clean."""
+    build = "python3.15"
+    harness.require(consumers.Bpftrace())
+    with harness.FixtureDir() as d:
+        program = [harness.interpreter(build), d.path + "unencodable.py"]
+        untraced = subprocess.run(program, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  universal_newlines=True, timeout=60)
+        assert untraced.returncode == 0 and "Error" not in untraced.stderr, untraced.stderr
+        traced = subprocess.run(
+            ["bpftrace", "-c", " ".join(program), "-e",
+             'usdt:%s:python:function__entry { @ = count(); }' % harness.marker_object(build)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+            timeout=120, env=consumers.Bpftrace.ENV)
+    assert re.search(r"^UnicodeEncodeError: 'utf-8' codec can't encode character '\\udcff'.*"
+                     r"surrogates not allowed$", traced.stdout, re.M), traced.stdout
 
 
 @pytest.mark.parametrize("build", STOCK_BUILDS)
