@@ -97,13 +97,12 @@ RUN_TIMEOUT = 900
 
 def configs(build):
     """The consumer configurations a build is tested under: every marker
-    at once ("all"), and on the default 3.x builds each family alone.  The
-    -shared, -ft and -jit builds run "all" only, for CI's time: a -shared
-    build runs its series' interpreter from libpython, and the families'
-    own instrumentation (CALL alone, LINE alone) is the same code in the
-    variants, whose families test_semantics.py also traces one at a time
-    (calls.bt, lines.bt)."""
-    if harness.series_of(build).startswith("python2") or build != harness.series_of(build):
+    at once ("all"), and on python3.14, the newest series, each family
+    alone.  The other builds run "all" only, for CI's time: the families'
+    own instrumentation (CALL alone, LINE alone) is the same code in 3.13,
+    the -shared, -ft and -jit builds, whose families test_semantics.py
+    also traces one at a time (calls.bt, lines.bt)."""
+    if build != "python3.14":
         return ["all"]
     return ["all"] + sorted(FAMILIES)
 

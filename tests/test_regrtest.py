@@ -140,12 +140,16 @@ def accepted_for(build, config):
 # on two cores; now 26 (the families on python3.13 and python3.14 only).
 RUNS_AT_ONCE = int(os.environ.get("REGRTEST_RUNS_AT_ONCE", "3"))
 
-# Every build but the -shared ones (the same interpreter loop as their
-# series' own build, the markers in libpython: test_semantics.py and
-# test_fork.py trace them), and our 3.14 with usdtmon loaded in every
-# process and firing every family, held to python3.14's untraced run.
-CASES = [(build, config) for build in harness.builds() if not build.endswith("-shared")
-         for config in cpython_tests.configs(build)]
+# Each series' own build, and 3.14's free-threaded and tier-2 ones; not the
+# -shared builds (the same interpreter loop as their series' own build, the
+# markers in libpython) nor 3.13's -ft and -jit (the same variants of the
+# loop one release earlier): bpftrace, gdb and stap trace those on every
+# fixture (test_semantics.py, test_fork.py).  And our 3.14 with usdtmon
+# loaded in every process and firing every family, held to python3.14's
+# untraced run.  (docs/testing.md, "The matrix": CI's time.)
+REGRTEST_BUILDS = [b for b in harness.builds()
+                   if b == harness.series_of(b) or b in ("python3.14-ft", "python3.14-jit")]
+CASES = [(build, config) for build in REGRTEST_BUILDS for config in cpython_tests.configs(build)]
 if "python3.14" in harness.builds():
     CASES.append(("python3.14+" + harness.MODULE, "all"))
 
@@ -295,11 +299,13 @@ def accepted(build, config, traced, diffs):
     def module_tests(name):
         """The differing tests of module name: by id, or run in its part
         of the output (test_cprofile runs test_profile's ProfileTest)."""
-        start = traced.module_lines.get(name)
-        ends = sorted(v for v in traced.module_lines.values() if start is not None and v > start)
-        end = ends[0] if ends else len(traced.lines)
+        starts = getattr(traced, "module_lines", {})
+        where = getattr(traced, "test_lines", {})
+        start = starts.get(name)
+        ends = sorted(v for v in starts.values() if start is not None and v > start)
+        end = ends[0] if ends else len(getattr(traced, "lines", []))
         return [t for t in tests if t[1].startswith("test.%s." % name) or (
-            start is not None and any(start <= a < end for a, _ in traced.test_lines.get(t[1], [])))]
+            start is not None and any(start <= a < end for a, _ in where.get(t[1], [])))]
 
     for d in diffs:
         # The failure of a module whose every differing test is accepted
