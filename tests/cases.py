@@ -78,15 +78,16 @@ def expected_calls(build, fixture):
 
 # --- which builds each consumer runs on (docs/testing.md, "The matrix") -----
 #
-# bpftrace holds every build to the fixtures' expectations, and CPython's
-# own tests and the oracle run on every build too.  The costlier consumers
-# run on fewer: gdb (a ptrace stop and its Python per hit), stap (a module
-# and a run in the qemu guest per case), bcc (a BPF compile per run), perf
-# and the example scripts run on each series' own build and its
-# --enable-shared one (markers in a shared library), not on the
-# free-threaded and tier-2 variants, whose difference is the interpreter
-# loop that bpftrace, the oracle and CPython's tests check there.  gdb on
-# the forking fixtures (a stop per hit in programs that import
+# bpftrace and the oracle hold every build to the fixtures' expectations.
+# The costlier consumers run on fewer: gdb (a ptrace stop and its Python
+# per hit), bcc (a BPF compile per run), perf and the example scripts run
+# on each series' own build and its --enable-shared one (markers in a
+# shared library), not on the free-threaded and tier-2 variants, whose
+# difference is the interpreter loop that bpftrace and the oracle check
+# there.  stap (a module and a run in the qemu guest, under TCG, per case)
+# runs the fixtures on each series' own build; its one-line call tree,
+# aliases and semaphores run on every build (test_guest.py).  gdb on the
+# forking fixtures (a stop per hit in programs that import
 # multiprocessing: about two minutes each on 3.x) runs on each series' own
 # build alone.
 
@@ -97,9 +98,9 @@ def full_matrix(build):
 
 def consumer_builds(consumer, builds):
     """The builds of builds that consumer (bpftrace, gdb, stap, bcc, perf,
-    examples, fork-gdb) runs on."""
+    examples, fork-gdb, fork-stap) runs on."""
     if consumer == "bpftrace":
         return list(builds)
-    if consumer == "fork-gdb":
+    if consumer in ("fork-gdb", "stap", "fork-stap"):
         return [b for b in builds if b == harness.series_of(b)]
     return [b for b in builds if full_matrix(b)]

@@ -30,8 +30,9 @@ def build_markers(build):
 
 def build_cases():
     """(build, example) where the build has every marker the example uses
-    (every example on a build not made yet: its tests then say so)."""
-    for build in BUILDS:
+    (every example on a build not made yet: its tests then say so), on the
+    builds cases.consumer_builds gives the examples."""
+    for build in cases.consumer_builds("examples", BUILDS):
         try:
             have = build_markers(build)
         except AssertionError:

@@ -245,8 +245,8 @@ def test_untraced(build, fixture):
 # gives them.
 RUNS = [(build, fixture, consumer) for build in harness.builds() for fixture in FIXTURES
         for consumer in sorted(CONSUMERS)
-        if cases.consumer_builds({"gdb": "fork-gdb", "bpftrace-c": "bpftrace"}.get(
-            consumer, consumer), [build])]
+        if cases.consumer_builds({"gdb": "fork-gdb", "bpftrace-c": "bpftrace",
+                                  "stap": "fork-stap"}.get(consumer, consumer), [build])]
 
 
 @pytest.mark.parametrize("build, fixture, consumer", RUNS, ids=["-".join(r) for r in RUNS])

@@ -140,15 +140,16 @@ def accepted_for(build, config):
 # on two cores; now 26 (the families on python3.13 and python3.14 only).
 RUNS_AT_ONCE = int(os.environ.get("REGRTEST_RUNS_AT_ONCE", "3"))
 
-# Each series' own build, and 3.14's free-threaded and tier-2 ones; not the
-# -shared builds (the same interpreter loop as their series' own build, the
-# markers in libpython) nor 3.13's -ft and -jit (the same variants of the
-# loop one release earlier): bpftrace, gdb and stap trace those on every
+# Each series' own build, and 3.14's free-threaded one; not the -shared
+# builds (the same interpreter loop as their series' own build, the
+# markers in libpython), the tier-2 ones (the optimizer's traces, which
+# the same tests rarely reach) nor 3.13's free-threaded one (the same
+# variant one release earlier): bpftrace traces all of those on every
 # fixture (test_semantics.py, test_fork.py).  And our 3.14 with usdtmon
 # loaded in every process and firing every family, held to python3.14's
 # untraced run.  (docs/testing.md, "The matrix": CI's time.)
 REGRTEST_BUILDS = [b for b in harness.builds()
-                   if b == harness.series_of(b) or b in ("python3.14-ft", "python3.14-jit")]
+                   if b == harness.series_of(b) or b == "python3.14-ft"]
 CASES = [(build, config) for build in REGRTEST_BUILDS for config in cpython_tests.configs(build)]
 if "python3.14" in harness.builds():
     CASES.append(("python3.14+" + harness.MODULE, "all"))

@@ -408,7 +408,7 @@ def forks(run):
     """Each fixture of cases.FORK_FIXTURES on each build, started by staprun
     -c: its stdout is the job's (Result.target_stdout())."""
     jobs = []
-    for build in cases.consumer_builds("stap", harness.builds()):
+    for build in cases.consumer_builds("fork-stap", harness.builds()):
         module = fork_module(build)
         for fixture in cases.FORK_FIXTURES:
             name = fork_name(build, fixture)
