@@ -53,8 +53,9 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """The qemu guest runs only the jobs the selected tests read: a run of a
     few tests compiles and boots for those alone, in the background from
-    now on.  The tests that read its results run last, the others
-    meanwhile, each part in its own order."""
+    now on.  The tests that read its results run after the others, and
+    those that read the RPMs (built after the guest) last, each part in
+    its own order."""
     from guest import jobs, session
     wanted = set()
     readers = []
@@ -65,16 +66,16 @@ def pytest_collection_modifyitems(config, items):
                 readers.append(item)
                 wanted.update(names)
     session.session().select(wanted)
-    if wanted:
-        later = set(map(id, readers))
-        items[:] = [item for item in items if id(item) not in later] + readers
-        if not config.option.collectonly:
-            session.session().start()
     # The RPMs build in the background too, after the guest, if a test
-    # reads them (test_rpm.py's packages and payload).
+    # reads them (test_rpm.py's packages and payload); those tests run
+    # after the guest's readers.
     rpm = [item for item in items
            if getattr(item, "module", None) is not None and item.module.__name__ == "test_rpm"
            and {"packages", "payload"} & set(getattr(item, "fixturenames", ()))]
+    later = set(map(id, readers + rpm))
+    items[:] = [item for item in items if id(item) not in later] + readers + rpm
+    if wanted and not config.option.collectonly:
+        session.session().start()
     if rpm and not config.option.collectonly:
         rpm[0].module.build_in_background(after=session.session().thread)
 

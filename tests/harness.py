@@ -49,13 +49,17 @@ def series():
 
 
 def builds():
-    """Every build to test: each series, and those of its variants that
-    were built (make build-shared, make build-variants)."""
+    """Every build to test: each series, and those of its variants (the
+    table of Pythons, pythons) that were built (make build-shared, make
+    build-variants)."""
+    import pythons
+    table = pythons.by_name()
     found = []
     for s in series():
         found.append(s)
         for variant in VARIANTS:
-            if os.path.exists(os.path.join(BUILD, "bin", s + variant)):
+            if variant[1:] in table[s].variants and \
+                    os.path.exists(os.path.join(BUILD, "bin", s + variant)):
                 found.append(s + variant)
     return found
 
