@@ -128,19 +128,32 @@ def markers(elf):
     return found
 
 
-def marker_elf(python):
+def marker_elf(python, root=""):
     """The ELF file holding a Python's markers: the interpreter itself, or
-    for an --enable-shared build the libpython it links (ldd)."""
-    if not os.path.isfile(python):
-        raise Error("%s: no such file" % python)
-    python = os.path.realpath(python)
+    for an --enable-shared build the libpython it links (ldd).  With root,
+    python is a path in that root directory (a chroot's), and so is what
+    it links: the file is found there (the root's library directories) and
+    returned as this system sees it."""
+    if not os.path.isfile(root + python):
+        raise Error("%s: no such file" % (root + python))
+    python = os.path.realpath(root + python)
     if read_sites(python):
         return python
-    proc = subprocess.run(["ldd", python], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
-    m = re.search(r"libpython\S*\s+=>\s+(/\S+)", proc.stdout)
-    if m:
-        lib = os.path.realpath(m.group(1))
+    lib = None
+    if not root:
+        proc = subprocess.run(["ldd", python], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True)
+        m = re.search(r"libpython\S*\s+=>\s+(/\S+)", proc.stdout)
+        lib = m and os.path.realpath(m.group(1))
+    else:
+        m = re.search(r"\(NEEDED\)\s+Shared library: \[(libpython[^]]+)\]",
+                      _readelf("-d", python))
+        for directory in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu",
+                          "/usr/lib", "/lib"):
+            if m and os.path.exists(root + directory + "/" + m.group(1)):
+                lib = os.path.realpath(root + directory + "/" + m.group(1))
+                break
+    if lib:
         if read_sites(lib):
             return lib
         raise Error("%s: no python markers, nor in %s (built without "

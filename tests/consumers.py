@@ -143,12 +143,8 @@ class Bpftrace(object):
             held = harness.Held(program, cwd=d.path, env=harness.environment(build))
             try:
                 bt = self._script(d, build, script, held.pid)
-                with open(out, "w") as f:
-                    tracer = subprocess.Popen(
-                        ["bpftrace", bt], stdout=f, stderr=subprocess.PIPE,
-                        universal_newlines=True, env=self.ENV)
+                tracer = self.start(bt, out)
                 try:
-                    self._wait_attached(tracer, out)
                     assert held.release(timeout=300) == 0, "%s failed" % program
                     # Let bpftrace drain its buffers before it is stopped.
                     harness.wait_until_still(out)
@@ -163,6 +159,25 @@ class Bpftrace(object):
         """Stop a bpftrace started with stderr=PIPE as Ctrl-C does; its
         stderr (interrupt(), below)."""
         return interrupt(tracer)
+
+    def start(self, script, out, pid=None, **popen):
+        """bpftrace SCRIPT (on the process pid, else system-wide), its
+        output into the file out, its stderr a pipe; once every probe is
+        attached (the script's BEGIN printed "tracing").  Stop it with
+        interrupt()."""
+        with open(out, "w") as f:
+            tracer = subprocess.Popen(
+                ["bpftrace"] + (["-p", str(pid)] if pid is not None else []) + [script],
+                stdout=f, stderr=subprocess.PIPE, universal_newlines=True,
+                env=popen.pop("env", self.ENV), **popen)
+        try:
+            self._wait_attached(tracer, out)
+        except BaseException:
+            if tracer.poll() is None:
+                tracer.kill()
+                tracer.communicate()
+            raise
+        return tracer
 
     @staticmethod
     def _wait_attached(tracer, out, said="tracing", attached=lambda: True):
@@ -256,12 +271,7 @@ class Bpftrace(object):
             tracer = None
             try:
                 assert program.stdout.readline() == "ready\n"
-                with open(out, "w") as f:
-                    tracer = subprocess.Popen(
-                        ["bpftrace", "-p", str(program.pid), bt],
-                        stdout=f, stderr=subprocess.PIPE,
-                        universal_newlines=True, env=self.ENV)
-                self._wait_attached(tracer, out)
+                tracer = self.start(bt, out, pid=program.pid)
                 open(go, "w").close()
                 assert program.wait(timeout=60) == 0
                 _, stderr = tracer.communicate(timeout=60)

@@ -247,12 +247,9 @@ class Run(object):
         process it starts, so attach system-wide first (as
         consumers.Bpftrace.trace does), then run; the counts then include any
         other process of this build running meanwhile."""
-        with open(self.counts_file, "w") as f:
-            tracer = subprocess.Popen(["bpftrace", bt], stdout=f, stderr=subprocess.PIPE,
-                                      universal_newlines=True, start_new_session=True)
+        tracer = consumers.Bpftrace().start(bt, self.counts_file, start_new_session=True)
         self.procs.append(tracer)
         try:
-            consumers.Bpftrace._wait_attached(tracer, self.counts_file)
             with open(self.out, "w") as f:
                 self._wait(subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
                                             cwd=self.directory, start_new_session=True))

@@ -142,12 +142,17 @@ def command(build, program, *args):
     """The command that runs the Python file program (a path as build's
     programs see it) on build."""
     argv = [interpreter(build)] + (["-m", MODULE] if is_module(build) else [])
-    argv += [program] + list(args)
-    root = root_of(build)
-    if root:
-        argv = ["unshare", "--mount", "sh", "-c",
-                'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"', root] + argv
-    return argv
+    return in_root(root_of(build), argv + [program] + list(args))
+
+
+def in_root(root, argv):
+    """argv run in the directory root as its root (chroot), with a /proc
+    of its own, in a mount namespace of its own (gone with it); argv
+    itself for root ""."""
+    if not root:
+        return list(argv)
+    return ["unshare", "--mount", "sh", "-c",
+            'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"', root] + list(argv)
 
 
 def environment(build):
@@ -173,25 +178,11 @@ def marker_object(build):
 
 
 def interpreter_object(build):
-    """The ELF file holding the interpreter's own markers: libpython if
-    the interpreter links it dynamically, else the interpreter itself (for
-    a stock one, as this system sees it under its root)."""
-    root = root_of(build)
-    python = os.path.realpath(root + interpreter(build))
-    needed = subprocess.run(["readelf", "-d", python], stdout=subprocess.PIPE,
-                            universal_newlines=True, check=True).stdout
-    m = re.search(r"\(NEEDED\)\s+Shared library: \[(libpython[^]]+)\]", needed)
-    if not m:
-        return python
-    if not root:
-        out = subprocess.run(["ldd", python], stdout=subprocess.PIPE,
-                             universal_newlines=True).stdout
-        found = re.search(re.escape(m.group(1)) + r"\s+=>\s+(\S+)", out)
-        return os.path.realpath(found.group(1))
-    for directory in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib"):
-        if os.path.exists(root + directory + "/" + m.group(1)):
-            return os.path.realpath(root + directory + "/" + m.group(1))
-    raise AssertionError("%s: %s is not under %s" % (python, m.group(1), root))
+    """The ELF file holding the interpreter's own markers (usdt.py's
+    marker_elf: the interpreter, or the libpython it links), for a stock
+    one as this system sees it under its root."""
+    import usdt
+    return usdt.marker_elf(interpreter(build), root_of(build))
 
 
 def marker_objects(build):

@@ -126,11 +126,8 @@ def bpftrace_system(build, fixture):
         bt, out = d.path + "fork.bt", d.path + "out.txt"
         with open(bt, "w") as f:
             f.write(bpftrace_script(build, d))
-        with open(out, "w") as f:
-            tracer = subprocess.Popen(["bpftrace", bt], stdout=f, stderr=subprocess.PIPE,
-                                      universal_newlines=True, env=consumers.Bpftrace.ENV)
+        tracer = consumers.Bpftrace().start(bt, out)
         try:
-            consumers.Bpftrace._wait_attached(tracer, out)
             printed = run_fixture([harness.interpreter(build), d.path + fixture + ".py"],
                                   cwd=d.path)
         finally:

@@ -396,11 +396,8 @@ def attach_count(build, program_text, seconds, tmp_path, env=None, script_text=C
         script.write_text(script_text.replace("@OBJECT@", harness.marker_object(build))
                           .replace("@PID@", str(proc.pid)))
         out = tmp_path / "out.txt"
-        with open(str(out), "w") as f:
-            tracer = subprocess.Popen(["bpftrace", str(script)], stdout=f,
-                                      stderr=subprocess.PIPE, universal_newlines=True)
+        tracer = consumers.Bpftrace().start(str(script), str(out))
         try:
-            consumers.Bpftrace._wait_attached(tracer, str(out))
             time.sleep(1.5)
         finally:
             consumers.Bpftrace.interrupt(tracer)
@@ -524,7 +521,7 @@ def test_exit_with_a_consumer_and_running_threads(build, tmp_path):
 # --- make install-module and pip, on Debian 13's own python3.13 -----------------
 
 
-def in_root(build, command, tmp_path, timeout=300):
+def run_in_root(build, command, tmp_path, timeout=300):
     """command (a shell line) run as root in build's root, in a copy of
     the checkout's scripts, module, marker C, provider and tapset template
     at /tmp/NAME/src (NAME: tmp_path's); its CompletedProcess."""
@@ -536,9 +533,7 @@ def in_root(build, command, tmp_path, timeout=300):
         "scripts", "module", "markers", "probes.d", "tapset")] + [src], check=True)
     try:
         return subprocess.run(
-            ["unshare", "--mount", "sh", "-c",
-             'mount -t proc proc "$0/proc" && exec chroot "$0" sh -c "$1"', root,
-             "cd %s/src && %s" % (inner, command)],
+            harness.in_root(root, ["sh", "-c", "cd %s/src && %s" % (inner, command)]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
             timeout=timeout)
     finally:
@@ -555,7 +550,7 @@ def test_install_module_on_a_stock_python(tmp_path):
     stage = "/tmp/%s/stage" % tmp_path.name
     check = ("import site, sys; site.addsitedir(sys.argv[1]); import usdtmon; "
              "print(usdtmon.__file__, usdtmon.state()['watching'])")
-    proc = in_root(TRIXIE, (
+    proc = run_in_root(TRIXIE, (
         "scripts/install-module.sh --destdir={stage} --tapsetdir=/tapset --site-wide "
         "/usr/bin/python3.13 && "
         "python3.13 -c \"{check}\" {stage}/usr/local/lib/python3.13/dist-packages && "
@@ -595,7 +590,7 @@ def test_pip_installs_it_offline(tmp_path):
     target = "/tmp/%s/pipped" % tmp_path.name
     program = ("import sys; sys.path.insert(0, sys.argv[1]); import usdtmon; "
                "print(usdtmon.__file__, sorted(usdtmon.state()['families']))")
-    proc = in_root(TRIXIE, (
+    proc = run_in_root(TRIXIE, (
         "python3.13 -m pip install -q --break-system-packages --no-build-isolation "
         "--no-index --root-user-action=ignore --target {target} ./module && "
         "ls {target}/usdtmon && python3.13 -c \"{program}\" {target}").format(
