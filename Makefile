@@ -54,6 +54,11 @@ include $(BUILD)/pythons.mk
 # Our series: the Pythons built with patches/SERIES.
 SERIES := $(PATCHED)
 
+# The 3.x builds that run no CPython test (the -shared and -jit variants,
+# the stock ones) leave out its C modules (_testcapi ...): a fifth of a
+# build's compile time (docs/testing.md, "CI and its time").
+NO_TEST_MODULES := --disable-test-modules
+
 # make rpm (see "rpm" below); make check depends on the packages if rpmbuild
 # is installed.
 RPMBUILD ?= rpmbuild
@@ -61,7 +66,7 @@ RPMBUILD_PATH := $(shell command -v $(RPMBUILD) 2>/dev/null)
 RPM_TOPDIR := $(BUILD)/rpm
 RPM_STAMP := $(RPM_TOPDIR)/.built
 
-.PHONY: all setup sources build build-shared build-variants module install-module stock trixie demo check check-quick check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
+.PHONY: all setup sources build build-shared build-variants module install-module stock trixie demo check check-quick check-builds check-ready bench-ready clean distclean tapset install install-tapsets uninstall bench rpm srpm
 .DELETE_ON_ERROR:
 
 all: build
@@ -107,6 +112,7 @@ $(BUILD)/obj/$(1)/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
 
 $(BUILD)/obj/$(1)-shared/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
 	scripts/build-python.sh $(BUILD)/src/$(1) $(BUILD)/obj/$(1)-shared $(BASE_CONFIGURE_FLAGS) --enable-shared \
+		$(if $(filter python3.%,$(1)),$(NO_TEST_MODULES)) \
 		LDFLAGS=-Wl,-rpath,$(BUILD)/obj/$(1)-shared $(CONFIGURE_FLAGS)
 	touch $$@
 
@@ -128,7 +134,7 @@ build-shared: $(foreach s,$(SERIES),$(if $(filter shared,$(variants.$(s))),$(BUI
 # =interpreter runs the same traces uop by uop).
 VARIANTS := ft jit
 VARIANT_FLAGS.ft := --disable-gil
-VARIANT_FLAGS.jit := --enable-experimental-jit=interpreter
+VARIANT_FLAGS.jit := --enable-experimental-jit=interpreter $(NO_TEST_MODULES)
 
 define variant_rules
 $(BUILD)/obj/$(1)-$(2)/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
@@ -155,7 +161,8 @@ $(BUILD)/src/$(1)/.prepared: $(tarball.$(1))
 	touch $$@
 
 $(BUILD)/obj/$(1)/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
-	scripts/build-python.sh $(BUILD)/src/$(1) $(BUILD)/obj/$(1) $(BASE_CONFIGURE_FLAGS) $(CONFIGURE_FLAGS)
+	scripts/build-python.sh $(BUILD)/src/$(1) $(BUILD)/obj/$(1) $(BASE_CONFIGURE_FLAGS) \
+		$(NO_TEST_MODULES) $(CONFIGURE_FLAGS)
 	touch $$@
 
 $(BUILD)/bin/$(1): | $(BUILD)/obj/$(1)/.built
@@ -215,6 +222,7 @@ demo:
 
 check:
 	scripts/setup.sh check
+	$(MAKE) -j$(BUILD_JOBS) check-builds
 	$(MAKE) check-ready
 
 # The tests that need no interpreter build, guest or consumer: on every
@@ -222,8 +230,14 @@ check:
 check-quick:
 	$(PYTEST) -q -m quick tests
 
-# The RPMs (build/rpm/.built) build while the tests run (tests/test_rpm.py).
-check-ready: build build-shared build-variants module stock trixie tapset
+# What make check tests, built BUILD_JOBS at a time (each build-python.sh
+# runs make -j itself): one build's single-threaded configure and link
+# beside another's compiles.  The RPMs (build/rpm/.built) build while the
+# tests run (tests/test_rpm.py).
+BUILD_JOBS ?= $(shell nproc)
+check-builds: trixie stock build build-shared build-variants module tapset
+
+check-ready: check-builds
 	$(if $(RPMBUILD_PATH),,@echo "make check: rpmbuild is not installed, tests/test_rpm.py will skip (apt-get install rpm rpmlint)")
 	$(PYTEST) -v -rs --durations=30 tests
 

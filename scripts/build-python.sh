@@ -33,7 +33,8 @@ if ! "$src/configure" "$@" > "$log" 2>&1; then
     die "configure failed; full log in $log"
 fi
 printf 'building %s (log: %s)\n' "${src##*/}" "$log"
-if ! make -j"${JOBS:-$(nproc)}" >> "$log" 2>&1; then
+# Its own jobs, not a share of a parallel make's that runs this script.
+if ! env -u MAKEFLAGS -u MFLAGS make -j"${JOBS:-$(nproc)}" >> "$log" 2>&1; then
     grep -E 'error|Error' "$log" | tail -n 30 >&2
     die "make failed; full log in $log"
 fi

@@ -12,6 +12,8 @@ another and the guest imports none.
   function_cases(),    builds with function markers and the function events
   expected_calls()     a fixture's expected output holds (the example
                        scripts' tests, bcc's)
+  consumer_builds(),   which builds and fixtures each consumer runs on
+  consumer_fixture()   (docs/testing.md, "The matrix")
 """
 
 import os
@@ -90,6 +92,17 @@ def expected_calls(build, fixture):
 # forking fixtures (a stop per hit in programs that import
 # multiprocessing: about two minutes each on 3.x) runs on each series' own
 # build alone.
+
+# gdb on every fixture but async_chain: its import of asyncio alone is
+# thousands of function events, each a ptrace stop (50 s a build); its
+# coroutine events are bpftrace's, the oracle's and stap's.
+GDB_SPARED = ("async_chain",)
+
+
+def consumer_fixture(consumer, fixture):
+    """Whether consumer runs fixture in test_semantics."""
+    return not (consumer == "gdb" and fixture in GDB_SPARED)
+
 
 def full_matrix(build):
     """Whether the costlier consumers run on build."""

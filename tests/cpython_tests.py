@@ -97,16 +97,11 @@ RUN_TIMEOUT = 900
 
 def configs(build):
     """The consumer configurations a build is tested under: every marker
-    at once ("all"), and on python3.14, the newest series, the line marker
-    alone (LINE and JUMP instrumentation without CALL's: the one family
-    whose events change what the interpreter reports on its own,
-    test_regrtest.py's ACCEPTED).  Not the function and C-call families
-    alone, for CI's time: their instrumentation is part of "all"'s, and
-    test_semantics.py traces each family on every build (calls.bt,
-    lines.bt)."""
-    if build != "python3.14":
-        return ["all"]
-    return ["all", "line"]
+    at once ("all").  Not the families alone, for CI's time: their
+    instrumentation is part of "all"'s (the line family's LINE and JUMP
+    among it), and test_semantics.py traces each family on every build
+    (calls.bt, lines.bt)."""
+    return ["all"]
 
 
 def build_markers(build):

@@ -4,9 +4,9 @@ marker never changes what the traced program does.
 For each build, the modules of cpython_tests.MODULES (the machinery the
 markers touch, and fork and exec) run untraced, once per build: the
 baseline.  Then once per consumer configuration, one test each
-(test_regrtest[python3.13-cfunction]): a bpftrace script counting the hits
-of every marker the build has ("all"), and on the default 3.x builds of
-each family alone ("function", "cfunction", "line").  Every test's outcome, every module's
+(test_regrtest[python3.13-all]): a bpftrace script counting the hits of
+every marker the build has ("all"; cpython_tests.py also runs each family
+alone, by hand: "function", "cfunction", "line").  Every test's outcome, every module's
 and regrtest's own result must be the baseline's, but for the differences
 ACCEPTED lists; and the consumer must have counted hits of each marker it
 attached to, so that a consumer that silently did not attach fails.
@@ -136,8 +136,8 @@ def accepted_for(build, config):
     return sorted(t for (c, t), entry in ACCEPTED.items() if c == config and series in entry[2])
 
 
-# Three at once: 38 runs (ten builds, the families on six) took 14 minutes
-# on two cores; now 26 (the families on python3.13 and python3.14 only).
+# Three at once: the runs are single-threaded and spend much of their time
+# asleep (threading, subprocess and multiprocessing tests).
 RUNS_AT_ONCE = int(os.environ.get("REGRTEST_RUNS_AT_ONCE", "3"))
 
 # Each series' own build, and 3.14's free-threaded one; not the -shared

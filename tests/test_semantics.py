@@ -35,9 +35,11 @@ def ids(case):
     return "%s-%s" % case
 
 
-# (case, consumer): each consumer on the builds cases.consumer_builds gives it.
+# (case, consumer): each consumer on the builds cases.consumer_builds gives
+# it, and the fixtures cases.consumer_fixture does.
 CONSUMER_CASES = [(case, consumer) for consumer in consumers.CONSUMERS for case in CASES
-                  if case[0] in cases.consumer_builds(consumer.name, [case[0]])]
+                  if case[0] in cases.consumer_builds(consumer.name, [case[0]])
+                  and cases.consumer_fixture(consumer.name, case[1])]
 
 
 @pytest.mark.parametrize("case, consumer", CONSUMER_CASES,
