@@ -93,17 +93,17 @@ sources:
 
 # --- build -----------------------------------------------------------------
 # build/src/SERIES: the pristine tarball, patched, with probes.d installed,
-# and for the 3.x series the marker C their patches include (markers/).
-MARKERS_C := markers/pycore_dtrace.h markers/dtrace_markers.c.h
+# and the marker C its patches include (marker-c.SERIES, of markers/).
+MARKERS_C := $(wildcard markers/*.h)
 # build/obj/SERIES[-shared]: the out-of-tree build.
 # build/bin/SERIES[-shared]: the contract for tools, the in-tree interpreter.
 
 define series_rules
 $(BUILD)/src/$(1)/.prepared: $(tarball.$(1)) $(sort $(wildcard patches/$(1)/*.patch)) probes.d \
-		$(if $(filter python3.%,$(1)),$(MARKERS_C)) scripts/prepare-source.sh
+		$(marker-c.$(1)) scripts/prepare-source.sh
 	$(fetch.$(1))
 	scripts/prepare-source.sh $(tarball.$(1)) patches/$(1) probes.d $(BUILD)/src/$(1) \
-		$(if $(filter python3.%,$(1)),markers)
+		$(marker-c.$(1))
 	touch $$@
 
 $(BUILD)/obj/$(1)/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh

@@ -35,7 +35,6 @@ usage: bench.py [--phases build,text,callgrind,layout,wall,live,work] [--repeats
 """
 
 import argparse
-import glob
 import hashlib
 import json
 import os
@@ -152,12 +151,12 @@ def source_tree(py, kind):
     tarball = os.path.join(SOURCES, TARBALLS[py])
     if not os.path.exists(tarball):
         raise Unmeasured("%s is missing (make sources)" % tarball)
-    # The 3.x patches include the marker C of markers/
-    markers = [os.path.join(REPO, "markers")] if py.startswith("3.") else []
+    # The marker C of markers/ that the patches include
+    markers = [os.path.join(REPO, f) for f in pythons.marker_c(
+        next(p for p in _TABLE if p.name == "python" + py))]
     inputs = [tarball] + (patches(py) + [os.path.join(REPO, "probes.d"),
                                          os.path.join(REPO, "scripts", "prepare-source.sh")] +
-                          sorted(glob.glob(os.path.join(REPO, "markers", "*")) if markers else [])
-                          if kind == "patched" else [])
+                          markers if kind == "patched" else [])
     key = digest(inputs, [])
     # "pristine" and "patchset": names of equal length, so that the paths
     # the interpreters see (sys.path, __file__, co_filename) have the same
@@ -591,7 +590,7 @@ def traced(elf, markers, cmd):
 
 # bench/floor.c's builds: the kind of their site and gcc's flags for it,
 # the shipped site first.
-FLOORS = [("nop;nop10", ["-DNOP10"]), ("nop", [])]
+FLOORS = [("nop;nop10", ["-DNOP10", "-I" + os.path.join(REPO, "markers")]), ("nop", [])]
 
 
 def floor_binaries():

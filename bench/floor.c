@@ -3,20 +3,17 @@
 
    usage: floor N      prints the loop's wall time in nanoseconds
 
-   Built twice: with -DNOP10, the marker site the patches "Follow the nop;
-   nop10 marker site convention on x86-64" give the interpreters (a 1-byte
-   nop where the note points, then the 10-byte nop 66 2e 0f 1f 84 00 00 00
-   00 00), made the same way (_SDT_NOP redefined after the include); and
-   as sys/sdt.h emits it (a 1-byte nop alone). */
+   Built twice: with -DNOP10, the marker site the interpreters have (a
+   1-byte nop where the note points, then a 10-byte nop), from the same
+   header (markers/pydtrace_sites.h); and as sys/sdt.h emits it (a 1-byte
+   nop alone). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <sys/sdt.h>
 
-#if defined(NOP10) && defined(__x86_64__)
-#undef _SDT_NOP
-#define _SDT_NOP nop; .byte 0x66; .byte 0x2e; .byte 0x0f; .byte 0x1f; \
-    .byte 0x84; .byte 0x00; .byte 0x00; .byte 0x00; .byte 0x00; .byte 0x00
+#ifdef NOP10
+#include "pydtrace_sites.h"
 #endif
 
 int

@@ -268,7 +268,7 @@ class Report:
                  "of SIGSEGV.  The sites give up that speed to be safe." % (
                      bpftrace_version(self.res), self.res["machine"]["kernel"]), "",
                  "The floor: bench/floor.c, one marker in a C loop, built with the shipped "
-                 "site (`nop; nop10`, `_SDT_NOP` redefined as the patches do) and with "
+                 "site (`nop; nop10`, markers/pydtrace_sites.h, as the patches include it) and with "
                  "sys/sdt.h's own (`nop`), the two run in turn.  The shipped one runs "
                  "again between the runs of each function case, whose bar is held to it.", "")
         if not live:

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Unpack a pristine CPython tarball, apply a patch series and install the
-# provider, probes.d, as the tree's Include/pydtrace.d, and for a 3.x series
-# the marker C that its patches include (markers/: pycore_dtrace.h as
-# Include/internal/pycore_dtrace.h, dtrace_markers.c.h as
-# Python/dtrace_markers.c.h).
+# provider, probes.d, as the tree's Include/pydtrace.d, and the marker C
+# its patches include (markers/), each file where the tree wants it:
+#   pydtrace_sites.h     Include/pydtrace_sites.h (every series)
+#   pycore_dtrace.h      Include/internal/pycore_dtrace.h (3.x)
+#   dtrace_markers.c.h   Python/dtrace_markers.c.h (3.x)
 #
-# usage: prepare-source.sh TARBALL PATCHDIR PROBES_D DESTDIR [MARKERS_DIR]
+# usage: prepare-source.sh TARBALL PATCHDIR PROBES_D DESTDIR [MARKER_FILE...]
 #
 # The patches of PATCHDIR apply in file-name order (NNNN-*.patch).  DESTDIR
 # is replaced only when everything succeeded.
@@ -13,18 +14,27 @@ set -euo pipefail
 
 die() { printf 'prepare-source: %s\n' "$*" >&2; exit 1; }
 
-[ $# -eq 4 ] || [ $# -eq 5 ] ||
-    die "usage: prepare-source.sh TARBALL PATCHDIR PROBES_D DESTDIR [MARKERS_DIR]"
-tarball=$1 patchdir=$2 probes=$3 dest=$4 markers=${5:-}
+[ $# -ge 4 ] ||
+    die "usage: prepare-source.sh TARBALL PATCHDIR PROBES_D DESTDIR [MARKER_FILE...]"
+tarball=$1 patchdir=$2 probes=$3 dest=$4
+shift 4
 
 [ -r "$tarball" ] || die "no tarball $tarball (run 'make sources')"
 [ -d "$patchdir" ] || die "no patch directory $patchdir"
 [ -r "$probes" ] || die "no provider $probes"
-if [ -n "$markers" ]; then
-    for f in pycore_dtrace.h dtrace_markers.c.h; do
-        [ -r "$markers/$f" ] || die "no marker C $markers/$f"
-    done
-fi
+# Where each marker C file goes in the tree.
+place() {
+    case ${1##*/} in
+        pydtrace_sites.h) echo Include/pydtrace_sites.h ;;
+        pycore_dtrace.h) echo Include/internal/pycore_dtrace.h ;;
+        dtrace_markers.c.h) echo Python/dtrace_markers.c.h ;;
+        *) return 1 ;;
+    esac
+}
+for f in "$@"; do
+    place "$f" >/dev/null || die "$f: not a marker C file this script knows"
+    [ -r "$f" ] || die "no marker C $f"
+done
 
 tmp="$dest.tmp"
 rm -rf "$tmp"
@@ -39,11 +49,11 @@ for p in "$patchdir"/*.patch; do
         die "$p does not apply to $tarball"
 done
 cp "$probes" "$tmp/Include/pydtrace.d"
-if [ -n "$markers" ]; then
-    [ -d "$tmp/Include/internal" ] || die "$tarball has no Include/internal: not a CPython 3 tree"
-    cp "$markers/pycore_dtrace.h" "$tmp/Include/internal/pycore_dtrace.h"
-    cp "$markers/dtrace_markers.c.h" "$tmp/Python/dtrace_markers.c.h"
-fi
+for f in "$@"; do
+    rel=$(place "$f")
+    [ -d "$tmp/${rel%/*}" ] || die "$tarball has no ${rel%/*}/: $f is for another series"
+    cp "$f" "$tmp/$rel"
+done
 
 rm -rf "$dest"
 mv "$tmp" "$dest"

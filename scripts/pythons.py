@@ -7,7 +7,8 @@ its one reader, for the Makefile, bench/bench.py and the tests.
         PYTHONS, PATCHED, STOCK, ANCHORS (names); for each NAME:
         version.NAME, tarball-name.NAME, sha256.NAME, debian.NAME,
         revision.NAME (empty for "-"), role.NAME, variants.NAME (a list),
-        url.NAME (python.org's).
+        url.NAME (python.org's), marker-c.NAME (the files of markers/ a
+        patched series' tree gets: marker_c()).
 """
 
 import collections
@@ -70,6 +71,21 @@ def read(path=TABLE):
     return rows
 
 
+# The marker C of markers/ (scripts/prepare-source.sh installs each where
+# the tree wants it): the site convention for every patched series, the
+# arguments and the hooks' helpers for the 3.x ones.
+MARKER_SITE = "markers/pydtrace_sites.h"
+MARKER_C = (MARKER_SITE, "markers/pycore_dtrace.h", "markers/dtrace_markers.c.h")
+
+
+def marker_c(python):
+    """The files of markers/ (relative to the checkout) that a patched
+    series' tree gets."""
+    if python.role != "patched":
+        return []
+    return list(MARKER_C) if python.version.startswith("3.") else [MARKER_SITE]
+
+
 def by_name(path=TABLE):
     return collections.OrderedDict((p.name, p) for p in read(path))
 
@@ -82,7 +98,8 @@ def make_variables(pythons):
         for field, value in (("version", p.version), ("tarball-name", p.tarball),
                              ("sha256", p.sha256), ("debian", p.debian),
                              ("revision", p.revision), ("role", p.role),
-                             ("variants", " ".join(p.variants)), ("url", p.url)):
+                             ("variants", " ".join(p.variants)), ("url", p.url),
+                             ("marker-c", " ".join(marker_c(p)))):
             lines.append("%s.%s := %s" % (field, p.name, value))
     return "\n".join(lines) + "\n"
 

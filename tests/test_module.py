@@ -581,6 +581,16 @@ def test_install_module_on_a_stock_python(tmp_path):
         assert where.get(marker) == {module_so}, (marker, where.get(marker))
     for marker in ("gc__start", "gc__done", "import__find__load__start", "audit"):
         assert where.get(marker) == {own}, (marker, where.get(marker))
+    # Each alias's comment says what fires its marker.
+    said = {marker: by for by, marker in re.findall(
+        r"Covers Python 3\.13 only; fired by (.+?)\.\n \*/\n"
+        r'probe python\.v3_13\.\S+ = process\("[^"]+"\)\.mark\("(\w+)"\)', tapset)}
+    assert set(said) == set(where), said
+    assert {m for m, by in said.items() if by.startswith("usdtmon")} == {
+        "function__entry", "function__return", "cfunction__entry", "cfunction__return",
+        "line"}, said
+    assert {by for m, by in said.items() if not by.startswith("usdtmon")} == {
+        "the interpreter itself"}, said
 
 
 def test_pip_installs_it_offline(tmp_path):

@@ -223,6 +223,26 @@ def test_spec_applies_every_patch_in_order():
 
 
 @pytest.mark.quick
+def test_spec_installs_the_marker_c_of_each_series():
+    """%prep installs into each series' tree the files of markers/ its
+    patches include (pythons.marker_c, as make's trees get them), each
+    under its own name."""
+    with open(SPEC) as f:
+        text = f.read()
+    names = dict(spec_tags("Source"))
+    for p in TABLE:
+        macro = "py2" if p.name == "python2.7" else "py" + p.name[len("python"):].replace(".", "")
+        block = re.search(r"^pushd Python-%%\{%s_version\}\n(.*?)^popd$" % macro,
+                          text, re.M | re.S)
+        assert block, p.name
+        installed = re.findall(r"^install -p -m 644 %\{SOURCE(\d+)\} (\S+)$", block.group(1), re.M)
+        got = sorted((names[int(n)], os.path.basename(dest)) for n, dest in installed
+                     if names[int(n)] != "probes.d")
+        want = sorted((os.path.basename(f), os.path.basename(f)) for f in pythons.marker_c(p))
+        assert got == want, p.name
+
+
+@pytest.mark.quick
 def test_spec_packages_every_example():
     sources = [os.path.basename(v) for _, v in spec_tags("Source")]
     for example in repo_examples():

@@ -87,34 +87,53 @@ def _tiny_tarball(tmp_path, internal):
     return tarball, patches
 
 
-def test_marker_c_is_installed_into_a_3x_tree(tmp_path):
-    tarball, patches = _tiny_tarball(tmp_path, internal=True)
+def marker_c_files(series):
+    """The files of markers/ the table gives series, as paths."""
+    return [os.path.join(harness.REPO, f) for f in pythons.marker_c(pythons.by_name()[series])]
+
+
+@pytest.mark.parametrize("series, where", [
+    ("python3.14", {"pydtrace_sites.h": "Include", "pycore_dtrace.h": "Include/internal",
+                    "dtrace_markers.c.h": "Python"}),
+    ("python2.7", {"pydtrace_sites.h": "Include"})])
+def test_marker_c_is_installed_into_the_tree(tmp_path, series, where):
+    tarball, patches = _tiny_tarball(tmp_path, internal=series.startswith("python3."))
     dest = tmp_path / "tree"
-    markers = os.path.join(harness.REPO, "markers")
-    proc = run(PREPARE, str(tarball), str(patches), harness.PROBES_D, str(dest), markers)
+    files = marker_c_files(series)
+    assert sorted(os.path.basename(f) for f in files) == sorted(where)
+    proc = run(PREPARE, str(tarball), str(patches), harness.PROBES_D, str(dest), *files)
     assert proc.returncode == 0, proc.stderr
-    for name, where in (("pycore_dtrace.h", "Include/internal"),
-                        ("dtrace_markers.c.h", "Python")):
-        with open(os.path.join(markers, name)) as f:
-            assert (dest / where / name).read_text() == f.read()
+    for f in files:
+        name = os.path.basename(f)
+        with open(f) as source:
+            assert (dest / where[name] / name).read_text() == source.read()
 
 
 def test_missing_marker_c_is_reported(tmp_path):
     tarball, patches = _tiny_tarball(tmp_path, internal=True)
-    empty = tmp_path / "markers"
-    empty.mkdir()
+    missing = str(tmp_path / "markers" / "pycore_dtrace.h")
     dest = tmp_path / "tree"
-    proc = run(PREPARE, str(tarball), str(patches), harness.PROBES_D, str(dest), str(empty))
+    proc = run(PREPARE, str(tarball), str(patches), harness.PROBES_D, str(dest), missing)
     assert proc.returncode != 0
-    assert "no marker C %s/pycore_dtrace.h" % empty in proc.stderr
+    assert "no marker C %s" % missing in proc.stderr
     assert not dest.exists()
 
 
-def test_marker_c_needs_a_3x_tree(tmp_path):
+def test_unknown_marker_c_is_refused(tmp_path):
+    tarball, patches = _tiny_tarball(tmp_path, internal=True)
+    dest = tmp_path / "tree"
+    proc = run(PREPARE, str(tarball), str(patches), harness.PROBES_D, str(dest),
+               harness.PROBES_D)
+    assert proc.returncode != 0
+    assert "not a marker C file this script knows" in proc.stderr
+    assert not dest.exists()
+
+
+def test_3x_marker_c_needs_a_3x_tree(tmp_path):
     tarball, patches = _tiny_tarball(tmp_path, internal=False)
     dest = tmp_path / "tree"
     proc = run(PREPARE, str(tarball), str(patches), harness.PROBES_D, str(dest),
-               os.path.join(harness.REPO, "markers"))
+               *marker_c_files("python3.14"))
     assert proc.returncode != 0
-    assert "not a CPython 3 tree" in proc.stderr
+    assert "has no Include/internal/" in proc.stderr
     assert not dest.exists()

@@ -22,15 +22,7 @@
 
 #include "probes.h"     /* dtrace -h of probes.d, with CPython's PyDTrace_ names */
 
-/* x86-64: each marker site is a 1-byte nop, where the note points, then a
-   10-byte nop: libbpf usdt.h's convention, as in the patched interpreters
-   (patches/python3.13/0005); never a 5-byte nop, which Linux 6.18 rewrites
-   into a CALL that a forked child inherits without its trampoline. */
-#if defined(__x86_64__) && defined(_SDT_NOP)
-#undef _SDT_NOP
-#define _SDT_NOP nop; .byte 0x66; .byte 0x2e; .byte 0x0f; .byte 0x1f; \
-    .byte 0x84; .byte 0x00; .byte 0x00; .byte 0x00; .byte 0x00; .byte 0x00
-#endif
+#include "pydtrace_sites.h"  /* x86-64: libbpf usdt.h's site, nop then nop10 */
 
 static PyObject *dtrace_id___name__;
 static PyObject *dtrace_id___module__;
