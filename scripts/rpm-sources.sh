@@ -40,7 +40,7 @@ origin() {
             printf '%s\n' "$top/patches/${name%.markers}/markers"
             return ;;
     esac
-    for dir in . scripts tapset markers examples examples/bpftrace; do
+    for dir in . scripts tapset markers examples examples/bpftrace docs; do
         [ -f "$top/$dir/$name" ] && found+=("$top/$dir/$name")
     done
     [ ${#found[@]} -eq 1 ] ||

@@ -174,6 +174,11 @@ def repo_examples():
                   [os.path.join(top, "workload.py")])
 
 
+def repo_docs():
+    """The pages of the checkout's docs/, as docs/NAME."""
+    return sorted("docs/" + f for f in os.listdir(os.path.join(harness.REPO, "docs")))
+
+
 # --- the spec itself (no tools needed) ---------------------------------------
 
 def spec_tags(tag):
@@ -243,9 +248,9 @@ def test_spec_installs_the_marker_c_of_each_series():
 
 
 @pytest.mark.quick
-def test_spec_packages_every_example():
+def test_spec_packages_every_example_and_page():
     sources = [os.path.basename(v) for _, v in spec_tags("Source")]
-    for example in repo_examples():
+    for example in repo_examples() + repo_docs():
         assert os.path.basename(example) in sources, example
 
 
@@ -332,15 +337,16 @@ def test_interpreter_package_files(packages, name):
 
 
 def test_examples_package_files(packages):
-    """Every example of the checkout, as documentation, and nothing else
-    but README, probes.d and the project's license."""
+    """Every example of the checkout and every page of docs/, as
+    documentation, and nothing else but README, probes.d and the project's
+    license."""
     docdir = "%s/%s" % (DOCDIR, EXAMPLES)
     licensedir = "%s/%s" % (LICENSEDIR, EXAMPLES)
     files = file_list(packages[EXAMPLES])
-    dirs = [docdir, docdir + "/bpftrace", licensedir]
+    dirs = [docdir, docdir + "/bpftrace", docdir + "/docs", licensedir]
     docs = sorted(f for f in files if f not in dirs and not f.startswith(licensedir + "/"))
     assert sorted(os.path.relpath(f, docdir) for f in docs) == \
-        sorted(repo_examples() + ["README", "probes.d"])
+        sorted(repo_examples() + repo_docs() + ["README", "probes.d"])
     assert sorted(files) == sorted(docs + dirs + [licensedir + "/LICENSE.python-systemtap"])
     proc = run("rpm", "-qp", "--qf", "%{arch}", packages[EXAMPLES])
     assert proc.stdout == "noarch"
