@@ -22,6 +22,9 @@ then measures:
             floor of a C loop with the same site (bench/floor.c)
   work      (d): the interpreter's own work per event while a consumer is
             attached, in instructions (callgrind; the uprobe excluded)
+  module    usdtmon on each 3.x (a) build: idle (start-up, each workload's
+            main(), the watcher's wake-ups) and its work per event, beside
+            a naive sys.monitoring tool in Python (bench/naive_tool.py)
 
 and writes build/bench/results.json; bench/report.py turns that into
 docs/performance.md and docs/performance.svg.  The benchmark asserts
@@ -30,7 +33,7 @@ A run of every phase starts results.json anew; a run of some phases
 (--phases) replaces only theirs, keeping the others' results, as --keep
 does for a full run.
 
-usage: bench.py [--phases build,text,callgrind,layout,wall,live,work] [--repeats N]
+usage: bench.py [--phases build,text,callgrind,layout,wall,live,work,module] [--repeats N]
                 [--live-repeats N] [--keep]
 """
 
@@ -240,6 +243,11 @@ def forced_copy(name, markers):
     original, so it finds the same standard library."""
     src = python_of(name)
     dst = "%s-forced-%s" % (src, "-".join(sorted(markers)))
+    return forced_elf(src, dst, markers)
+
+
+def forced_elf(src, dst, markers):
+    """dst: a copy of the ELF file src with the semaphores of markers set."""
     data = bytearray(open(src, "rb").read())
     done = set()
     segments = usdt.load_segments(src)
@@ -403,12 +411,12 @@ def callgrind(build, name):
     return callgrind_run(workload_cmd(python_of(build), name), callgrind_file(build, name))
 
 
-def callgrind_run(cmd, out):
+def callgrind_run(cmd, out, env=None):
     """Instructions cmd executes, whole process; callgrind's data in out."""
     os.makedirs(os.path.dirname(out), exist_ok=True)
     # Without address-space randomisation the counts repeat exactly.
     run(["setarch", "-R", "valgrind", "--tool=callgrind", "--callgrind-out-file=" + out]
-        + cmd, env=py_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        + cmd, env=env or py_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for line in open(out):
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])
@@ -568,13 +576,14 @@ def bpftrace_program(elf, markers):
     return " ".join("usdt:%s:python:%s { @e = count(); }" % (elf, m) for m in markers)
 
 
-def traced(elf, markers, cmd):
+def traced(elf, markers, cmd, env=None):
     """Run cmd under a count-only bpftrace consumer of markers in elf:
     (what cmd printed, events counted)."""
     prog = bpftrace_program(elf, markers)
     p = subprocess.run(["bpftrace", "-q", "-e", prog, "-c", " ".join(cmd)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, env=dict(py_env(), BPFTRACE_MAP_KEYS_MAX="4096"))
+                       universal_newlines=True,
+                       env=dict(env or py_env(), BPFTRACE_MAP_KEYS_MAX="4096"))
     events = 0
     printed = []
     for line in p.stdout.splitlines():
@@ -788,6 +797,187 @@ def phase_work(res, jobs):
                 py, consumer, c["events"], c["per_event"]))
 
 
+# --- usdtmon: the markers from sys.monitoring ------------------------------------
+#
+# usdtmon (module/usdtmon) on upstream's own 3.x without markers, the (a)
+# builds: there it fires every family, as on a distribution's Python
+# built without --with-dtrace.  Measured: what it costs loaded and idle
+# (start-up, each workload's main(), the watcher's wake-ups), and its work
+# per event with a consumer attached, as phase work measures ours (a copy
+# of its shared object with the family's semaphores set), beside a naive
+# sys.monitoring tool written in Python (bench/naive_tool.py) that computes
+# the same arguments.
+
+MODULE_BUILDS = [build_name(py, "a") for py in OURS if not py.startswith("2.")]
+MODULE_INPUTS = (["scripts/build-module.sh", "probes.d"]
+                 + ["module/usdtmon/" + f for f in sorted(os.listdir(os.path.join(REPO, "module", "usdtmon")))
+                    if not f.startswith((".", "__pycache__"))]
+                 + ["markers/" + f for f in sorted(os.listdir(os.path.join(REPO, "markers")))])
+STARTUP_REPEATS = 21
+WAKEUP_SECONDS = 2
+# A program that sleeps and reports the context switches of every thread but
+# the main one (usdtmon's watcher is the only other) per second.
+WAKEUPS_PROGRAM = """
+import os, re, time
+import usdtmon
+def switches():
+    out = {}
+    for t in os.listdir("/proc/self/task"):
+        with open("/proc/self/task/%%s/status" %% t) as f:
+            out[t] = sum(int(n) for n in re.findall(r"_ctxt_switches:\\s+(\\d+)", f.read()))
+    return out
+time.sleep(0.3)
+a = switches()
+time.sleep(%d)
+b = switches()
+main = str(os.getpid())
+print(sum(b[t] - a.get(t, 0) for t in b if t != main) / %d.0)
+""" % (WAKEUP_SECONDS, WAKEUP_SECONDS)
+
+
+def module_build(name):
+    """usdtmon built for build name's interpreter: build/bench/module/NAME,
+    the directory to put on sys.path."""
+    dest = os.path.join(BUILD, "module", name)
+    stamp = os.path.join(dest, ".bench-key")
+    with open(os.path.join(BUILD, "obj", name, ".bench-key")) as f:
+        built = f.read()
+    key = digest([os.path.join(REPO, p) for p in MODULE_INPUTS], [built])
+    if os.path.exists(stamp) and open(stamp).read() == key:
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    run([os.path.join(REPO, "scripts", "build-module.sh"), python_of(name), dest])
+    with open(stamp, "w") as f:
+        f.write(key)
+    return dest
+
+
+def module_so(dest):
+    core = [f for f in os.listdir(os.path.join(dest, "usdtmon")) if f.startswith("_core")]
+    if len(core) != 1:
+        raise Unmeasured("%s/usdtmon: %d shared objects" % (dest, len(core)))
+    return os.path.join(dest, "usdtmon", core[0])
+
+
+def forced_module(dest, markers):
+    """A copy of the package at dest whose shared object has the semaphores
+    of markers set: usdtmon sees a consumer at import and fires them."""
+    out = "%s-forced-%s" % (dest, "-".join(sorted(markers)))
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(dest, out, ignore=shutil.ignore_patterns("__pycache__"))
+    so = module_so(out)
+    forced_elf(module_so(dest), so + ".tmp", markers)
+    os.rename(so + ".tmp", so)
+    return out
+
+
+def module_env(dest):
+    return dict(py_env(), PYTHONPATH=dest)
+
+
+def module_cmd(python, name, n=None, timed=False):
+    """workload_cmd() under python -m usdtmon."""
+    cmd = workload_cmd(python, name, n, timed)
+    return cmd[:2] + ["-m", "usdtmon"] + cmd[2:]
+
+
+def naive_cmd(python, family, name, n=None):
+    cmd = workload_cmd(python, name, n)
+    return cmd[:2] + [os.path.join(BENCH, "naive_tool.py"), family] + cmd[2:]
+
+
+def main_instructions(cg, key):
+    """Instructions of main() alone: the run at n less the run at 0."""
+    return cg[key + (True,)] - cg[key + (False,)]
+
+
+def phase_module(res, jobs):
+    from concurrent.futures import ThreadPoolExecutor
+    out = res["module"] = {}
+    runs = []   # (key..., with main: bool), cmd, env
+    events = {}
+    for name in MODULE_BUILDS:
+        py = BUILDS[name][0]
+        python = python_of(name)
+        dest = module_build(name)
+        so = module_so(dest)
+        entry = out[py] = {"build": name, "workloads": {}, "families": {}}
+        # Idle: each workload's main() with usdtmon loaded and no consumer.
+        for w in workloads(py):
+            run(workload_cmd(python, w), env=py_env(), stdout=subprocess.DEVNULL)
+            for full in (True, False):
+                n = None if full else 0
+                runs.append(((py, "idle", w, "plain", full), workload_cmd(python, w, n), py_env()))
+                runs.append(((py, "idle", w, "module", full), module_cmd(python, w, n),
+                             module_env(dest)))
+        # Start-up: python -c pass, without and with `import usdtmon`.
+        for label, code in (("plain", "pass"), ("module", "import usdtmon")):
+            runs.append(((py, "startup", label), [python, "-s", "-c", code], module_env(dest)))
+        # Live: each family's work per event, usdtmon's and a naive tool's.
+        for family in WORK_CONSUMERS:
+            markers = CONSUMERS[family]
+            w = LIVE_WORKLOAD[family]
+            n = LIVE_N[w] // WORK_SCALE
+            forced = forced_module(dest, markers)
+            _, e0 = traced(so, markers, module_cmd(python, w, 0, timed=True), module_env(dest))
+            _, en = traced(so, markers, module_cmd(python, w, n, timed=True), module_env(dest))
+            if en - e0 <= 0:
+                raise Unmeasured("%s: usdtmon fired no %s event in %s" % (name, family, w))
+            events[py, family] = (w, n, en - e0)
+            for full in (True, False):
+                size = n if full else 0
+                runs.append(((py, family, "idle", full), module_cmd(python, w, size),
+                             module_env(dest)))
+                runs.append(((py, family, "forced", full), module_cmd(python, w, size),
+                             module_env(forced)))
+                runs.append(((py, family, "naive", full), naive_cmd(python, family, w, size),
+                             py_env()))
+
+    def one(job):
+        key, cmd, env = job
+        tag = ".".join(str(k) for k in key)
+        return key, callgrind_run(cmd, os.path.join(BUILD, "callgrind", "module.%s.out" % tag), env)
+
+    cg = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for key, ir in pool.map(one, runs):
+            cg[key] = ir
+    for name in MODULE_BUILDS:
+        py = BUILDS[name][0]
+        python = python_of(name)
+        dest = module_build(name)
+        entry = out[py]
+        for w in workloads(py):
+            plain = main_instructions(cg, (py, "idle", w, "plain"))
+            loaded = main_instructions(cg, (py, "idle", w, "module"))
+            entry["workloads"][w] = {"plain": plain, "module": loaded, "ratio": loaded / plain}
+            log("module %-5s idle %-15s main() x%.5f" % (py, w, loaded / plain))
+        entry["startup_instructions"] = {
+            "plain": cg[py, "startup", "plain"], "module": cg[py, "startup", "module"]}
+        times = {"plain": [], "module": []}
+        for _ in range(STARTUP_REPEATS):
+            for label, code in (("plain", "pass"), ("module", "import usdtmon")):
+                t = time.perf_counter()
+                run([python, "-s", "-c", code], env=module_env(dest))
+                times[label].append(time.perf_counter() - t)
+        entry["startup_ms"] = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        entry["wakeups_per_s"] = float(output([python, "-s", "-c", WAKEUPS_PROGRAM],
+                                              env=module_env(dest)).split()[-1])
+        log("module %-5s start-up %.1f -> %.1f ms, x%.4f instructions; watcher %.1f wake-ups/s" % (
+            py, entry["startup_ms"]["plain"], entry["startup_ms"]["module"],
+            cg[py, "startup", "module"] / cg[py, "startup", "plain"], entry["wakeups_per_s"]))
+        for family in WORK_CONSUMERS:
+            w, n, ev = events[py, family]
+            idle = main_instructions(cg, (py, family, "idle"))
+            forced = main_instructions(cg, (py, family, "forced"))
+            naive = main_instructions(cg, (py, family, "naive"))
+            entry["families"][family] = {
+                "workload": w, "n": n, "events": ev,
+                "per_event": (forced - idle) / ev, "naive_per_event": (naive - idle) / ev}
+            log("module %-5s %-9s %d events, %.0f instructions per event (naive Python tool %.0f)" % (
+                py, family, ev, (forced - idle) / ev, (naive - idle) / ev))
+
+
 # --- main ------------------------------------------------------------------------
 
 def machine():
@@ -820,7 +1010,7 @@ def machine():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    all_phases = "build,text,callgrind,layout,wall,live,work"
+    all_phases = "build,text,callgrind,layout,wall,live,work,module"
     ap.add_argument("--phases", default=all_phases)
     ap.add_argument("--repeats", type=int, default=7, help="wall-clock repeats")
     ap.add_argument("--live-repeats", type=int, default=9)
@@ -860,6 +1050,7 @@ def main():
             ("wall", lambda: phase_wall(res, args.repeats)),
             ("live", lambda: phase_live(res, args.live_repeats)),
             ("work", lambda: phase_work(res, int(os.environ.get("JOBS", "2")))),
+            ("module", lambda: phase_module(res, int(os.environ.get("JOBS", "2")))),
         ]
         for phase, fn in steps:
             if phase not in phases:
