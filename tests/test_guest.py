@@ -12,6 +12,9 @@ traced by stap are checked in test_semantics.py (the stap consumer); here:
   test_installed    after make install, the one-line call tree and the
                     installed examples/calltree.stp, as typed, with the
                     installed Python on PATH
+  test_calltree_on_a_stock_python_with_usdtmon
+                    README's one-line call tree on Debian 13's own
+                    python3.13 with usdtmon, installed as README says
   test_semaphores   the markers' semaphores are 0 before stap runs, set
                     while it runs, 0 again after it exits, as the traced
                     Python itself reads them
@@ -45,6 +48,8 @@ def guest_jobs_of(item):
         return ["calltree-" + build]
     if item.originalname == "test_installed":
         return ["installed-%s-%s" % (item.callspec.params["what"], item.callspec.params["series"])]
+    if item.originalname == "test_calltree_on_a_stock_python_with_usdtmon":
+        return [jobs.STOCK_JOB]
     if item.originalname == "test_semaphores":
         return ["semaphores-" + build]
     if item.originalname == "test_aliases":
@@ -91,6 +96,30 @@ def test_installed(series, what):
     tree = staptools.calltree_lines(result.trace(), result.job.data["fixtures"])
     assert tree, result.describe()
     assert tree == staptools.expected_calltree(series)
+
+
+# --- the Python people already run ------------------------------------------
+
+def test_calltree_on_a_stock_python_with_usdtmon():
+    """Debian 13's own python3.13 with usdtmon installed as README says
+    (make install-module's script, in its root): README's one-line call
+    tree, compiled with the tapset install-module wrote, run as typed,
+    `python3.13 -m usdtmon call_stack.py`, gives our 3.13's tree: the
+    function markers come from usdtmon there."""
+    result = required().result(jobs.STOCK_JOB)
+    assert result.error is None and result.status == 0, result.describe()
+    tree = staptools.calltree_lines(result.trace(), result.job.data["fixtures"])
+    assert tree, result.describe()
+    # -m usdtmon runs the program under runpy's frames: the same tree, one
+    # level deeper.
+    assert outdented(tree) == outdented(
+        staptools.expected_calltree(harness.series_of(jobs.STOCK_BUILD)))
+
+
+def outdented(tree):
+    """The lines of tree less the indentation they all share."""
+    common = min(len(line) - len(line.lstrip()) for line in tree)
+    return [line[common:] for line in tree]
 
 
 # --- semaphores --------------------------------------------------------------

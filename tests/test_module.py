@@ -546,15 +546,17 @@ def test_install_module_on_a_stock_python(tmp_path):
     Python's platlib, the tapset, and the site-wide .pth.  The tapset
     probes usdtmon's installed shared object for the families the
     interpreter lacks and libpython for its own markers; the .pth, read as
-    site.py reads it at start-up, loads usdtmon, unless USDTMON=0."""
+    site.py reads it at start-up, loads usdtmon, unless USDTMON=0.  (-S:
+    the root's own site-packages may hold an installed usdtmon, the guest's
+    test_calltree_on_a_stock_python_with_usdtmon's.)"""
     stage = "/tmp/%s/stage" % tmp_path.name
     check = ("import site, sys; site.addsitedir(sys.argv[1]); import usdtmon; "
              "print(usdtmon.__file__, usdtmon.state()['watching'])")
     proc = run_in_root(TRIXIE, (
         "scripts/install-module.sh --destdir={stage} --tapsetdir=/tapset --site-wide "
         "/usr/bin/python3.13 && "
-        "python3.13 -c \"{check}\" {stage}/usr/local/lib/python3.13/dist-packages && "
-        "USDTMON=0 python3.13 -c \"{check}\" {stage}/usr/local/lib/python3.13/dist-packages && "
+        "python3.13 -S -c \"{check}\" {stage}/usr/local/lib/python3.13/dist-packages && "
+        "USDTMON=0 python3.13 -S -c \"{check}\" {stage}/usr/local/lib/python3.13/dist-packages && "
         "cat {stage}/tapset/usdtmon-python3.13-64.stp").format(stage=stage, check=check),
         tmp_path)
     assert proc.returncode == 0, proc.stderr + proc.stdout

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -60,6 +61,12 @@ static struct {
     PyObject *gc_callbacks;     /* gc.callbacks */
     PyObject *callbacks;        /* {event: callable} */
     PyObject *gc_callback;
+
+    /* The Python frames in flight on the thread that imported usdtmon,
+       when its function markers came on there (see seen_return()) */
+    _Atomic unsigned long inflight_thread;  /* 0 once they have all left */
+    int inflight;               /* how many have not left yet */
+    int nested;                 /* frames entered on top of them since */
 
     /* The watcher: interval, and its thread, stopped at exit */
     long interval_ms;
@@ -144,10 +151,51 @@ fire_function(int entry, PyObject *code, int offset)
     Py_XDECREF(globals);
 }
 
+/* The frames in flight when usdtmon's import turned the function
+   markers on (runpy's and the import system's under -m usdtmon, the
+   importer's otherwise) were entered unseen: their returns do not fire,
+   so that a program started under a consumer is seen from its first frame,
+   balanced, as on an interpreter with markers of its own.  They are
+   counted on the importing thread alone: the frames entered on top of
+   them since, and those of them that have not left. */
+static inline int
+on_inflight_thread(void)
+{
+    unsigned long thread = atomic_load_explicit(&st.inflight_thread,
+                                                memory_order_relaxed);
+    return thread != 0 && thread == PyThread_get_thread_ident();
+}
+
+static void
+seen_entry(void)
+{
+    if (on_inflight_thread()) {
+        st.nested++;
+    }
+}
+
+/* Whether a return fires: not that of a frame in flight */
+static int
+seen_return(void)
+{
+    if (!on_inflight_thread()) {
+        return 1;
+    }
+    if (st.nested > 0) {
+        st.nested--;
+        return 1;
+    }
+    if (--st.inflight == 0) {
+        atomic_store_explicit(&st.inflight_thread, 0, memory_order_relaxed);
+    }
+    return 0;
+}
+
 /* PY_START, PY_RESUME, PY_THROW (code, offset, ...) */
 static PyObject *
 on_function_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    seen_entry();
     if (PyDTrace_FUNCTION_ENTRY_ENABLED() && nargs >= 2) {
         fire_function(1, args[0], code_units(args[1]));
     }
@@ -158,7 +206,7 @@ on_function_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 on_function_return(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (PyDTrace_FUNCTION_RETURN_ENABLED() && nargs >= 2) {
+    if (seen_return() && PyDTrace_FUNCTION_RETURN_ENABLED() && nargs >= 2) {
         fire_function(0, args[0], code_units(args[1]));
     }
     Py_RETURN_NONE;
@@ -169,7 +217,7 @@ on_function_return(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 on_function_unwind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (PyDTrace_FUNCTION_RETURN_ENABLED() && nargs >= 2) {
+    if (seen_return() && PyDTrace_FUNCTION_RETURN_ENABLED() && nargs >= 2) {
         struct _PyInterpreterFrame *frame = PyThreadState_Get()->current_frame;
         int offset = frame == NULL ? code_units(args[1]) :
             PyUnstable_InterpreterFrame_GetLasti(frame) / DTRACE_CODEUNIT_SIZE;
@@ -466,6 +514,10 @@ apply(int wanted)
             Py_XDECREF(r);
         }
     }
+    if (!(wanted & FAMILY_FUNCTION)) {
+        /* Only the import's frames are left unseen (seen_return()) */
+        atomic_store_explicit(&st.inflight_thread, 0, memory_order_relaxed);
+    }
     st.on = wanted;
     PyErr_SetRaisedException(exc);
 }
@@ -629,6 +681,21 @@ start(PyObject *self, PyObject *args)
         st.allowed = allowed & FAMILY_ALL;
     }
     st.interval_ms = interval_ms;
+    /* The frames in flight here, should the function markers come on now */
+    int inflight = 0;
+    PyFrameObject *frame = (PyFrameObject *)Py_XNewRef(PyEval_GetFrame());
+    while (frame != NULL) {
+        inflight++;
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    st.inflight = inflight;
+    st.nested = 0;
+    if (inflight > 0) {
+        atomic_store_explicit(&st.inflight_thread, PyThread_get_thread_ident(),
+                              memory_order_relaxed);
+    }
     apply(families_wanted());
     if (start_watcher() < 0) {
         return NULL;

@@ -12,6 +12,7 @@ import filecmp
 import glob
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -493,7 +494,72 @@ def installed(run):
     return jobs
 
 
-PROVIDERS = [semantics, calltree, semaphores, aliases, examples, forks, installed]
+# --- test_guest.py: README's call tree on the Python people already run ------
+#
+# Debian 13's own python3.13 in its private root (make trixie), with
+# usdtmon installed there as README tells a Debian user to (make
+# install-module, run in the root: the package in /usr/local, the tapset
+# and our python.stp in /opt/usdtmon-tapset), then README's one-line call
+# tree, compiled with that tapset (stap --sysroot: the root's paths) and run
+# as typed, `python3.13 -m usdtmon call_stack.py`, chrooted in the guest.
+
+STOCK_BUILD = "python3.13-trixie"
+STOCK_TAPSET_DIR = "/opt/usdtmon-tapset"
+STOCK_FIXTURES = "/tmp/pst-guest/"
+STOCK_JOB = "calltree-trixie-usdtmon"
+
+
+def stock_install():
+    """make install-module's script for Debian 13's python3.13, run in its
+    root; the path of the tapset it wrote."""
+    root = harness.root_of(STOCK_BUILD)
+    src = root + "/tmp/pst-install-module"
+    shutil.rmtree(src, ignore_errors=True)
+    os.makedirs(src)
+    subprocess.run(["cp", "-R"] + [os.path.join(harness.REPO, p) for p in (
+        "scripts", "module", "markers", "probes.d", "tapset")] + [src], check=True)
+    try:
+        proc = subprocess.run(harness.in_root(root, [
+            "sh", "-c", "cd /tmp/pst-install-module && scripts/install-module.sh "
+            "--tapsetdir=%s /usr/bin/python3.13" % STOCK_TAPSET_DIR]),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+            timeout=300)
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
+    if proc.returncode != 0:
+        raise AssertionError("install-module in %s failed:\n%s" % (root, proc.stdout))
+    tapset = root + STOCK_TAPSET_DIR + "/usdtmon-python3.13-64.stp"
+    if not os.path.exists(tapset):
+        raise AssertionError("install-module wrote no %s:\n%s" % (tapset, proc.stdout))
+    return tapset
+
+
+def stock(run):
+    from guest.session import session
+    selected = session().selected
+    if selected is not None and STOCK_JOB not in selected:
+        return []
+    root = harness.root_of(STOCK_BUILD)
+    if not os.path.exists(root + "/usr/bin/python3.13"):
+        return [Job(STOCK_JOB, "false", error="%s has no Debian 13 root (make trixie)" % root)]
+    tapset = stock_install()
+    tapsets = os.path.join(GUEST, "tapsets-trixie")
+    staptools.tapset_directory(tapsets, python_stp=root + STOCK_TAPSET_DIR + "/python.stp",
+                               extra=[tapset])
+    fixtures = root + STOCK_FIXTURES
+    shutil.rmtree(fixtures, ignore_errors=True)
+    os.makedirs(fixtures)
+    shutil.copy(os.path.join(harness.DATA, CALLTREE_FIXTURE + ".py"), fixtures)
+    module = Module("pst_calltree_trixie_usdtmon", CALLTREE + "\n", ["--sysroot=" + root],
+                    tapsets=tapsets)
+    target = " ".join(shlex.quote(w) for w in harness.in_root(root, [
+        "/usr/bin/python3.13", "-m", "usdtmon", STOCK_FIXTURES + CALLTREE_FIXTURE + ".py"]))
+    command = staprun_twice(run.module(module), target,
+                            output=os.path.join(run.job_dir(STOCK_JOB), "out.txt"))
+    return [Job(STOCK_JOB, command, [module], data={"fixtures": STOCK_FIXTURES})]
+
+
+PROVIDERS = [semantics, calltree, semaphores, aliases, examples, forks, installed, stock]
 
 
 def wanted_by(item):
