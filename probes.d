@@ -34,23 +34,26 @@
  */
 
 provider python {
-    /* A Python frame starts (call, generator resumption) or exits (return,
-       yield, unwinding by an exception).  modulename: our extension. */
+    /* function__entry: a Python frame starts (a call, a generator's
+       resumption); function__return: it exits (return, yield, unwinding by
+       an exception).  cfunction__entry: Python code calls a C function;
+       cfunction__return: the call returns or raises (our extension).
+       line: execution reaches the start of a line, or jumps backwards
+       (declared by upstream 3.11, fired by none of its releases since).
+       modulename: our extension.
+       Their order here is the build's, not the ABI's: the semaphores of
+       the first four are adjacent in this order, and the 3.x
+       interpreters' RESUME_CHECK reads them with one load
+       (markers/pycore_dtrace.h, _PyDTrace_Wanted()). */
     probe function__entry(const char *filename, const char *funcname,
                           int lineno, const char *modulename);
-    probe function__return(const char *filename, const char *funcname,
-                           int lineno, const char *modulename);
-
-    /* Python code calls a C function, and the call returns or raises.
-       Our extension. */
     probe cfunction__entry(const char *filename, const char *funcname,
+                           int lineno, const char *modulename);
+    probe line(const char *filename, const char *funcname, int lineno);
+    probe function__return(const char *filename, const char *funcname,
                            int lineno, const char *modulename);
     probe cfunction__return(const char *filename, const char *funcname,
                             int lineno, const char *modulename);
-
-    /* Execution reaches the start of a line, or jumps backwards.  Declared
-       by upstream 3.11, fired by none of its releases since. */
-    probe line(const char *filename, const char *funcname, int lineno);
 
     /* A garbage collection of one generation starts; it ends, having found
        this many unreachable objects (collected plus uncollectable). */

@@ -31,15 +31,23 @@ struct _PyDTrace_Call {
     _Py_CODEUNIT *instr;
 };
 
+/* The semaphores of function__entry, cfunction__entry, line and
+   function__return, adjacent in that order: probes.d declares them so, and
+   the build keeps dtrace -G's definitions in that order
+   (-fno-toplevel-reorder).  Read as one (2-byte aligned) 8-byte word. */
+typedef uint64_t _PyDTrace_SemaphoreWord __attribute__((aligned(2)));
+extern const _PyDTrace_SemaphoreWord _PyDTrace_FrameSemaphores
+    __asm__("python_function__entry_semaphore")
+    __attribute__((visibility("hidden")));
+
 /* Whether a consumer is attached to the function__entry,
-   cfunction__entry or line marker: RESUME_CHECK leaves its fast path
-   then, and RESUME turns the markers' hooks on (_PyDTrace_Update()). */
+   cfunction__entry, line or function__return marker: one load and one
+   branch.  RESUME_CHECK leaves its fast path then, and RESUME turns the
+   markers' hooks on (_PyDTrace_Update()). */
 static inline int
 _PyDTrace_Wanted(void)
 {
-    return (PyDTrace_FUNCTION_ENTRY_ENABLED() |
-            PyDTrace_CFUNCTION_ENTRY_ENABLED() |
-            PyDTrace_LINE_ENABLED()) != 0;
+    return __builtin_expect(_PyDTrace_FrameSemaphores != 0, 0);
 }
 
 /* Whether call_instrumentation_vector() must offer an event to

@@ -207,6 +207,30 @@ def site_problems(elf, shape=SHIPPED):
     return out
 
 
+# The markers whose semaphores the 3.x interpreters' RESUME_CHECK reads
+# as one 8-byte word (markers/pycore_dtrace.h, _PyDTrace_Wanted()): they
+# must be adjacent, 2 bytes each, in this order (probes.d's).
+SEMAPHORE_WORD = ("function__entry", "cfunction__entry", "line", "function__return")
+
+
+def semaphore_word_problem(sites):
+    """Why the semaphores of SEMAPHORE_WORD in sites are not one word as
+    RESUME_CHECK reads it, or None."""
+    where = {}
+    for site in sites:
+        if site.name in SEMAPHORE_WORD and site.semaphore:
+            where.setdefault(site.name, set()).add(site.semaphore)
+    missing = [m for m in SEMAPHORE_WORD if len(where.get(m, ())) != 1]
+    if missing:
+        return "no single semaphore for %s" % ", ".join(missing)
+    first = min(where[SEMAPHORE_WORD[0]])
+    got = [min(where[m]) - first for m in SEMAPHORE_WORD]
+    if got != [0, 2, 4, 6]:
+        return "the semaphores of %s lie at %s from the first, not 0, 2, 4, 6" % (
+            ", ".join(SEMAPHORE_WORD), ", ".join("%+d" % g for g in got))
+    return None
+
+
 def parse_declarations(path):
     """{marker: [(C type, parameter name)]} for the provider in a .d file."""
     with open(path) as f:

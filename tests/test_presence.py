@@ -17,6 +17,29 @@ def test_markers_present(build):
     assert not failures, failures
 
 
+@pytest.mark.parametrize("build", [b for b in harness.builds()
+                                   if harness.series_of(b).startswith("python3.")])
+def test_resume_check_reads_one_semaphore_word(build):
+    """The 3.x interpreters' RESUME_CHECK tests the semaphores of the
+    function__entry, cfunction__entry, line and function__return markers
+    with one 8-byte load: they must be adjacent, in that order."""
+    assert usdt.semaphore_word_problem(usdt.read_sites(harness.marker_object(build))) is None
+
+
+@pytest.mark.quick
+def test_semaphore_word_check():
+    def site(name, semaphore):
+        return usdt.Site(usdt.PROVIDER, name, 0x100, semaphore, [])
+    good = [site(m, 0x4000 + 2 * i) for i, m in enumerate(usdt.SEMAPHORE_WORD)]
+    assert usdt.semaphore_word_problem(good) is None
+    assert usdt.semaphore_word_problem(good[::-1]) is None
+    swapped = [site(m, 0x4000 + 2 * i) for i, m in enumerate(
+        ("cfunction__entry", "function__entry", "line", "function__return"))]
+    assert "not 0, 2, 4, 6" in usdt.semaphore_word_problem(swapped)
+    assert "no single semaphore for line" in usdt.semaphore_word_problem(
+        [s for s in good if s.name != "line"])
+
+
 @pytest.mark.quick
 def test_checker_sees_a_missing_marker():
     """The checker itself: a claimed marker without a site fails."""
