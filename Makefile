@@ -56,8 +56,15 @@ SERIES := $(PATCHED)
 
 # The 3.x builds that run no CPython test (the -shared and -jit variants,
 # the stock ones) leave out its C modules (_testcapi ...): a fifth of a
-# build's compile time (docs/testing.md, "CI and its time").
+# build's compile time.  Those and 2.7's -shared build are also compiled
+# -O1 without debug information (FAST_OPT, half the compile time): they
+# test what the markers do in libpython, in the tier-2 traces and beside
+# upstream's own markers, not the compiled code's speed.  The series' own
+# builds and the free-threaded one keep upstream's flags: CPython's tests
+# run on them, and make bench builds those (docs/testing.md, "CI and its
+# time").
 NO_TEST_MODULES := --disable-test-modules
+FAST_OPT := OPT="-DNDEBUG -fwrapv -O1 -Wall"
 
 # make rpm (see "rpm" below); make check depends on the packages if rpmbuild
 # is installed.
@@ -112,7 +119,7 @@ $(BUILD)/obj/$(1)/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
 
 $(BUILD)/obj/$(1)-shared/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
 	scripts/build-python.sh $(BUILD)/src/$(1) $(BUILD)/obj/$(1)-shared $(BASE_CONFIGURE_FLAGS) --enable-shared \
-		$(if $(filter python3.%,$(1)),$(NO_TEST_MODULES)) \
+		$(if $(filter python3.%,$(1)),$(NO_TEST_MODULES)) $(FAST_OPT) \
 		LDFLAGS=-Wl,-rpath,$(BUILD)/obj/$(1)-shared $(CONFIGURE_FLAGS)
 	touch $$@
 
@@ -134,7 +141,7 @@ build-shared: $(foreach s,$(SERIES),$(if $(filter shared,$(variants.$(s))),$(BUI
 # =interpreter runs the same traces uop by uop).
 VARIANTS := ft jit
 VARIANT_FLAGS.ft := --disable-gil
-VARIANT_FLAGS.jit := --enable-experimental-jit=interpreter $(NO_TEST_MODULES)
+VARIANT_FLAGS.jit := --enable-experimental-jit=interpreter $(NO_TEST_MODULES) $(FAST_OPT)
 
 define variant_rules
 $(BUILD)/obj/$(1)-$(2)/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
@@ -162,7 +169,7 @@ $(BUILD)/src/$(1)/.prepared: $(tarball.$(1))
 
 $(BUILD)/obj/$(1)/.built: $(BUILD)/src/$(1)/.prepared scripts/build-python.sh
 	scripts/build-python.sh $(BUILD)/src/$(1) $(BUILD)/obj/$(1) $(BASE_CONFIGURE_FLAGS) \
-		$(NO_TEST_MODULES) $(CONFIGURE_FLAGS)
+		$(NO_TEST_MODULES) $(FAST_OPT) $(CONFIGURE_FLAGS)
 	touch $$@
 
 $(BUILD)/bin/$(1): | $(BUILD)/obj/$(1)/.built
