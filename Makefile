@@ -132,7 +132,10 @@ $(foreach s,$(SERIES),$(eval $(call series_rules,$(s))))
 
 build: $(SERIES:%=$(BUILD)/bin/%)
 
-build-shared: $(foreach s,$(SERIES),$(if $(filter shared,$(variants.$(s))),$(BUILD)/bin/$(s)-shared))
+# The series with a -shared variant (pythons).
+SHARED_SERIES = $(foreach s,$(SERIES),$(if $(filter shared,$(variants.$(s))),$(s)))
+
+build-shared: $(SHARED_SERIES:%=$(BUILD)/bin/%-shared)
 
 # The other interpreters of a series (its variants in pythons), whose
 # markers the tests hold to the same expectations: free-threaded
@@ -291,8 +294,9 @@ bench-ready: $(foreach p,$(SERIES) $(ANCHORS),$(tarball.$(p)))
 #                             LINKAGE=shared is refused: the -shared builds
 #                             find libpython through an rpath into build/
 #   make install-tapsets      the tapsets and python.stp alone, in the
-#                             manifest too (LINKAGE=shared: the -shared
-#                             builds', probing PREFIX/lib/libpython*)
+#                             manifest too (LINKAGE=shared: those of the
+#                             series with a -shared build, probing
+#                             PREFIX/lib/libpython*)
 #   make install PYTHON=P     P's tapset and python.stp alone, no manifest
 #   make uninstall [DESTDIR=D] [PREFIX=/usr/local]
 #                             remove every file the manifest lists, and the
@@ -334,8 +338,13 @@ install: | $(SERIES:%=$(BUILD)/bin/%)
 	$(INSTALL_SH) install $(SERIES)
 endif
 
-install-tapsets: | $(SERIES:%=$(BUILD)/bin/%$(if $(filter shared,$(LINKAGE)),-shared))
+ifeq ($(LINKAGE),shared)
+install-tapsets: | $(SHARED_SERIES:%=$(BUILD)/bin/%-shared)
+	$(INSTALL_SH) --linkage=shared install-tapsets $(SHARED_SERIES)
+else
+install-tapsets: | $(SERIES:%=$(BUILD)/bin/%)
 	$(INSTALL_SH) --linkage='$(LINKAGE)' install-tapsets $(SERIES)
+endif
 endif
 
 uninstall:

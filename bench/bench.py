@@ -573,27 +573,43 @@ WORK_SCALE = 20
 
 
 def bpftrace_program(elf, markers):
-    return " ".join("usdt:%s:python:%s { @e = count(); }" % (elf, m) for m in markers)
+    return 'BEGIN { printf("tracing\\n"); } ' + " ".join(
+        "usdt:%s:python:%s { @e = count(); }" % (elf, m) for m in markers)
 
 
 def traced(elf, markers, cmd, env=None):
     """Run cmd under a count-only bpftrace consumer of markers in elf:
-    (what cmd printed, events counted)."""
-    prog = bpftrace_program(elf, markers)
-    p = subprocess.run(["bpftrace", "-q", "-e", prog, "-c", " ".join(cmd)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True,
-                       env=dict(env or py_env(), BPFTRACE_MAP_KEYS_MAX="4096"))
+    (what cmd printed last, events counted).  The consumer is system-wide
+    (no -p, no -c), started before cmd: a uprobe on a file holds in every
+    process that maps it, whenever it does, and the kernel counts up the
+    semaphores at the mapping.  With -c, bpftrace 0.17 looks the markers
+    up in the child's maps at its start, where a module that is imported
+    later (usdtmon) is not yet: "Error finding location for probe"."""
+    import signal
+    tracer = subprocess.Popen(
+        ["bpftrace", "-q", "-e", bpftrace_program(elf, markers)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+        env=dict(py_env(), BPFTRACE_MAP_KEYS_MAX="4096"))
+    p = None
+    try:
+        if tracer.stdout.readline() == "tracing\n":
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True, env=env or py_env())
+    finally:
+        if tracer.poll() is None:
+            tracer.send_signal(signal.SIGINT)
+        counted, err = tracer.communicate(timeout=300)
+    if p is None:
+        raise Unmeasured("bpftrace %s on %s did not start: %s" % (markers, elf, err[-500:]))
     events = 0
-    printed = []
-    for line in p.stdout.splitlines():
+    for line in counted.splitlines():
         m = re.match(r"@e: (\d+)", line)
         if m:
             events = int(m.group(1))
-        elif line.strip():
-            printed.append(line.strip())
-    if p.returncode != 0 or not printed:
-        raise Unmeasured("bpftrace %s on %s failed: %s" % (markers, elf, p.stderr[-500:]))
+    printed = [line.strip() for line in p.stdout.splitlines() if line.strip()]
+    if p.returncode != 0 or tracer.returncode != 0 or not printed:
+        raise Unmeasured("bpftrace %s on %s failed: %s%s" % (
+            markers, elf, err[-500:], p.stderr[-500:]))
     return printed[-1], events
 
 

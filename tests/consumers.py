@@ -225,7 +225,8 @@ class Bpftrace(object):
                     cwd=fixture_dir, env=self.ENV)
                 try:
                     self._wait_attached(tracer, out, said="Attaching", attached=lambda: all(
-                        semaphore(python.pid, elf, marker) > 0 for marker in used))
+                        semaphore(python.pid, elf, marker) > 0 and armed(python.pid, elf, marker)
+                        for marker in used))
                     break
                 except AssertionError as e:
                     # bpftrace 0.17 under load: "Error initializing context
@@ -358,13 +359,9 @@ CONSUMERS = [Bpftrace(), Gdb(), Stap()]
 
 
 
-def semaphore(pid, elf, marker):
-    """The value of marker's semaphore (its first site's) in process pid,
-    for the ELF file elf that process maps: what a consumer that attached
-    to the marker has made it (the kernel counts it up for each)."""
-    import usdt
-    site = [s for s in usdt.read_sites(elf) if s.name == marker][0]
-    offset = usdt.file_offset(elf, site.semaphore)
+def _process_bytes(pid, elf, offset, size):
+    """size bytes of process pid's memory where it maps offset of the ELF
+    file elf (a file offset)."""
     with open("/proc/%d/maps" % pid) as f:
         for line in f:
             fields = line.split()
@@ -375,8 +372,34 @@ def semaphore(pid, elf, marker):
             if mapped <= offset < mapped + end - start:
                 with open("/proc/%d/mem" % pid, "rb") as mem:
                     mem.seek(start + offset - mapped)
-                    return struct.unpack("<H", mem.read(2))[0]
-    raise AssertionError("%s's semaphore is not mapped in process %d" % (marker, pid))
+                    return mem.read(size)
+    raise AssertionError("offset %#x of %s is not mapped in process %d" % (offset, elf, pid))
+
+
+def semaphore(pid, elf, marker):
+    """The value of marker's semaphore (its first site's) in process pid,
+    for the ELF file elf that process maps: what a consumer that attached
+    to the marker has made it (the kernel counts it up for each)."""
+    import usdt
+    site = [s for s in usdt.read_sites(elf) if s.name == marker][0]
+    return struct.unpack("<H", _process_bytes(
+        pid, elf, usdt.file_offset(elf, site.semaphore), 2))[0]
+
+
+def armed(pid, elf, marker):
+    """Whether every site of marker in process pid holds a uprobe: its
+    first byte is no longer the file's (an int3, or the jump the kernel
+    may optimise it into).  A consumer sets the semaphore before it
+    registers the uprobes, and the registration can still fail."""
+    import usdt
+    with open(elf, "rb") as f:
+        data = f.read()
+    for site in usdt.read_sites(elf):
+        if site.name == marker:
+            offset = usdt.file_offset(elf, site.address)
+            if _process_bytes(pid, elf, offset, 1) == data[offset:offset + 1]:
+                return False
+    return True
 
 
 def default_sigint():
