@@ -64,7 +64,7 @@ static struct {
 
     /* The Python frames in flight on the thread that imported usdtmon,
        when its function markers came on there (see seen_return()) */
-    _Atomic unsigned long inflight_thread;  /* 0 once they have all left */
+    _Atomic(PyThreadState *) inflight_thread;  /* NULL once they have all left */
     int inflight;               /* how many have not left yet */
     int nested;                 /* frames entered on top of them since */
 
@@ -127,16 +127,29 @@ allowed_families(void)
 
 /* --- The callbacks ---------------------------------------------------- */
 
+/* A callback's int argument (an offset, a line), or -1 if it is not an
+   int from 0 to INT_MAX.  sys.monitoring passes exact ints: read a
+   compact one inline, as PyLong_AsInt's call and checks cost as much as
+   a fifth of a marker's work. */
+static inline int
+int_arg(PyObject *arg)
+{
+    if (PyLong_CheckExact(arg) && PyUnstable_Long_IsCompact((PyLongObject *)arg)) {
+        Py_ssize_t value = PyUnstable_Long_CompactValue((PyLongObject *)arg);
+        return value >= 0 && value <= INT_MAX ? (int)value : -1;
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    int value = PyLong_Check(arg) ? PyLong_AsInt(arg) : -1;
+    PyErr_SetRaisedException(exc);
+    return value < 0 ? -1 : value;
+}
+
 /* An offset in bytes (a callback's argument) in code units, or -1 */
 static int
 code_units(PyObject *offset)
 {
-    int bytes = PyLong_AsInt(offset);
-    if (bytes < 0) {
-        PyErr_Clear();
-        return -1;
-    }
-    return bytes / DTRACE_CODEUNIT_SIZE;
+    int bytes = int_arg(offset);
+    return bytes < 0 ? -1 : bytes / DTRACE_CODEUNIT_SIZE;
 }
 
 static void
@@ -161,9 +174,10 @@ fire_function(int entry, PyObject *code, int offset)
 static inline int
 on_inflight_thread(void)
 {
-    unsigned long thread = atomic_load_explicit(&st.inflight_thread,
-                                                memory_order_relaxed);
-    return thread != 0 && thread == PyThread_get_thread_ident();
+    PyThreadState *thread = atomic_load_explicit(&st.inflight_thread,
+                                                 memory_order_relaxed);
+    /* A thread-local read; PyThread_get_thread_ident() is two calls */
+    return thread != NULL && thread == PyThreadState_GetUnchecked();
 }
 
 static void
@@ -186,7 +200,7 @@ seen_return(void)
         return 1;
     }
     if (--st.inflight == 0) {
-        atomic_store_explicit(&st.inflight_thread, 0, memory_order_relaxed);
+        atomic_store_explicit(&st.inflight_thread, NULL, memory_order_relaxed);
     }
     return 0;
 }
@@ -278,11 +292,8 @@ static PyObject *
 on_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (PyDTrace_LINE_ENABLED() && nargs >= 2 && PyCode_Check(args[0])) {
-        int line = PyLong_AsInt(args[1]);
-        if (line == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
-        }
-        else {
+        int line = int_arg(args[1]);
+        if (line >= 0) {
             fire_line((PyCodeObject *)args[0], line);
         }
     }
@@ -516,7 +527,7 @@ apply(int wanted)
     }
     if (!(wanted & FAMILY_FUNCTION)) {
         /* Only the import's frames are left unseen (seen_return()) */
-        atomic_store_explicit(&st.inflight_thread, 0, memory_order_relaxed);
+        atomic_store_explicit(&st.inflight_thread, NULL, memory_order_relaxed);
     }
     st.on = wanted;
     PyErr_SetRaisedException(exc);
@@ -693,7 +704,7 @@ start(PyObject *self, PyObject *args)
     st.inflight = inflight;
     st.nested = 0;
     if (inflight > 0) {
-        atomic_store_explicit(&st.inflight_thread, PyThread_get_thread_ident(),
+        atomic_store_explicit(&st.inflight_thread, PyThreadState_Get(),
                               memory_order_relaxed);
     }
     apply(families_wanted());
