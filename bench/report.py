@@ -371,18 +371,20 @@ class Report:
     def module_section(self):
         mod = self.res.get("module")
         self.add("## usdtmon: the markers from sys.monitoring", "",
-                 "usdtmon (module/usdtmon, docs/usdtmon.md) loaded with `-m usdtmon` into "
+                 "usdtmon (module/usdtmon, docs/usdtmon.md) in "
                  "upstream's own %s without markers, the (a) builds, where it fires every "
                  "family, as on a distribution's Python built without --with-dtrace.  Idle: "
                  "no consumer, so no sys.monitoring tool and no event; what is left is its "
                  "import and its watcher thread, which reads the semaphores every 100 ms.  "
                  "The workloads' ratio is their `main()` alone (the run at N less the run "
-                 "at 0, callgrind), with usdtmon against without; start-up is `python -s "
+                 "at 0, callgrind), with usdtmon imported at start-up (a sitecustomize, as "
+                 "the site-wide load does) against without; start-up is `python -s "
                  "-c 'import usdtmon'` against `-c pass` (instructions, and the median of "
                  "%d wall-clock runs each).  Live: the work per event, as phase `work` "
                  "measures ours: a copy of usdtmon's shared object with the family's "
                  "semaphores set, so that it turns its events on at import and does all "
-                 "its work while its sites stay nops, against usdtmon idle, per event "
+                 "its work while its sites stay nops, against usdtmon idle (both under "
+                 "`-m usdtmon`), per event "
                  "bpftrace counts on the real one; beside it, a naive sys.monitoring tool in "
                  "Python that computes the same arguments (bench/naive_tool.py), and ours, "
                  "the patched (c) build's markers." % (
@@ -600,14 +602,15 @@ def closing_notes(rep):
         notes.append(
             "Python %s, (c): while nobody traces, the markers cost what "
             "patches/python%s/0003 adds to RESUME_CHECK (every call and every "
-            "resumption): a test of the function__entry, cfunction__entry and line "
-            "semaphores (three loads from the .probes section, OR-ed, and a branch); "
+            "resumption): one load of the function__entry, cfunction__entry, line "
+            "and function__return semaphores as one word, ORed into upstream's "
+            "compare of the eval breaker (RESUME_CHECK_STALE); "
             "`_PyDTrace_Update()` on the generic RESUME path; and, in gc, import and "
             "sys.audit, the tests upstream already has.  The workloads with the most "
-            "calls per instruction show it most.  Meeting the bar needs that test out "
-            "of RESUME_CHECK (e.g. one combined flag kept in the eval breaker, which "
-            "RESUME_CHECK already compares, set when a consumer is noticed), which is "
-            "the eval-loop patches' business, not this issue's." % (py, py))
+            "calls and resumptions per instruction show it most.  Less than that "
+            "needs the test out of RESUME_CHECK altogether (a flag in the eval "
+            "breaker, which RESUME_CHECK already compares, set by something that "
+            "notices a consumer: nothing runs in the process when one attaches)." % (py, py))
     for py in OURS:
         c = ratios(cg, py, "c")
         hs = rep.res.get("callgrind_hotspots", {}).get(py)

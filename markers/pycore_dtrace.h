@@ -42,12 +42,24 @@ extern const _PyDTrace_SemaphoreWord _PyDTrace_FrameSemaphores
 
 /* Whether a consumer is attached to the function__entry,
    cfunction__entry, line or function__return marker: one load and one
-   branch.  RESUME_CHECK leaves its fast path then, and RESUME turns the
-   markers' hooks on (_PyDTrace_Update()). */
+   branch.  The optimizer's _TIER2_RESUME_CHECK leaves its trace then
+   (RESUME_CHECK: _PyDTrace_ResumeStale()), and RESUME turns the markers'
+   hooks on (_PyDTrace_Update()). */
 static inline int
 _PyDTrace_Wanted(void)
 {
     return __builtin_expect(_PyDTrace_FrameSemaphores != 0, 0);
+}
+
+/* RESUME_CHECK's test: the eval breaker differs from the code's
+   instrumentation version (upstream's test), or a consumer is attached
+   to one of those four markers.  The semaphores are ORed into the
+   compare: no second branch on the path of every generator resumption. */
+static inline int
+_PyDTrace_ResumeStale(uintptr_t eval_breaker, uintptr_t version)
+{
+    return __builtin_expect(
+        ((eval_breaker ^ version) | _PyDTrace_FrameSemaphores) != 0, 0);
 }
 
 /* Whether call_instrumentation_vector() must offer an event to

@@ -208,7 +208,7 @@ def site_problems(elf, shape=SHIPPED):
 
 
 # The markers whose semaphores the 3.x interpreters' RESUME_CHECK reads
-# as one 8-byte word (markers/pycore_dtrace.h, _PyDTrace_Wanted()): they
+# as one 8-byte word (markers/pycore_dtrace.h, _PyDTrace_ResumeStale()): they
 # must be adjacent, 2 bytes each, in this order (probes.d's).
 SEMAPHORE_WORD = ("function__entry", "cfunction__entry", "line", "function__return")
 
