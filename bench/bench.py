@@ -891,6 +891,21 @@ def module_env(dest):
     return dict(py_env(), PYTHONPATH=dest)
 
 
+def site_env(dest, load=True):
+    """module_env() with a sitecustomize that imports usdtmon (load), or an
+    empty directory in its place (not load: the baseline, whose imports
+    search the same number of path entries).  Every run loads usdtmon at
+    start-up, as make install-module SITE_WIDE=1's .pth does, and runs the
+    workload exactly as without it (python -m usdtmon adds runpy's
+    imports, whose heap alone moves a workload's main() by 5%)."""
+    site = dest + ("-site" if load else "-nosite")
+    os.makedirs(site, exist_ok=True)
+    if load:
+        with open(os.path.join(site, "sitecustomize.py"), "w") as f:
+            f.write("import usdtmon\n")
+    return dict(py_env(), PYTHONPATH=dest + os.pathsep + site)
+
+
 def module_cmd(python, name, n=None, timed=False):
     """workload_cmd() under python -m usdtmon."""
     cmd = workload_cmd(python, name, n, timed)
@@ -923,9 +938,10 @@ def phase_module(res, jobs):
             run(workload_cmd(python, w), env=py_env(), stdout=subprocess.DEVNULL)
             for full in (True, False):
                 n = None if full else 0
-                runs.append(((py, "idle", w, "plain", full), workload_cmd(python, w, n), py_env()))
-                runs.append(((py, "idle", w, "module", full), module_cmd(python, w, n),
-                             module_env(dest)))
+                runs.append(((py, "idle", w, "plain", full), workload_cmd(python, w, n),
+                             site_env(dest, load=False)))
+                runs.append(((py, "idle", w, "module", full), workload_cmd(python, w, n),
+                             site_env(dest)))
         # Start-up: python -c pass, without and with `import usdtmon`.
         for label, code in (("plain", "pass"), ("module", "import usdtmon")):
             runs.append(((py, "startup", label), [python, "-s", "-c", code], module_env(dest)))
