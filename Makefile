@@ -338,13 +338,9 @@ install: | $(SERIES:%=$(BUILD)/bin/%)
 	$(INSTALL_SH) install $(SERIES)
 endif
 
-ifeq ($(LINKAGE),shared)
-install-tapsets: | $(SHARED_SERIES:%=$(BUILD)/bin/%-shared)
-	$(INSTALL_SH) --linkage=shared install-tapsets $(SHARED_SERIES)
-else
-install-tapsets: | $(SERIES:%=$(BUILD)/bin/%)
-	$(INSTALL_SH) --linkage='$(LINKAGE)' install-tapsets $(SERIES)
-endif
+TAPSET_SERIES = $(if $(filter shared,$(LINKAGE)),$(SHARED_SERIES),$(SERIES))
+install-tapsets: | $(TAPSET_SERIES:%=$(BUILD)/bin/%$(if $(filter shared,$(LINKAGE)),-shared))
+	$(INSTALL_SH) --linkage='$(LINKAGE)' install-tapsets $(TAPSET_SERIES)
 endif
 
 uninstall:
