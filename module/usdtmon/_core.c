@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -207,8 +208,10 @@ seen_return(void)
 
 /* PY_START, PY_RESUME, PY_THROW (code, offset, ...) */
 static PyObject *
-on_function_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+on_function_entry(PyObject *self, PyObject *const *args, size_t nargsf,
+                  PyObject *kwnames)
 {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     seen_entry();
     if (PyDTrace_FUNCTION_ENTRY_ENABLED() && nargs >= 2) {
         fire_function(1, args[0], code_units(args[1]));
@@ -218,8 +221,10 @@ on_function_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* PY_RETURN, PY_YIELD (code, offset, value) */
 static PyObject *
-on_function_return(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+on_function_return(PyObject *self, PyObject *const *args, size_t nargsf,
+                   PyObject *kwnames)
 {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (seen_return() && PyDTrace_FUNCTION_RETURN_ENABLED() && nargs >= 2) {
         fire_function(0, args[0], code_units(args[1]));
     }
@@ -229,8 +234,10 @@ on_function_return(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 /* PY_UNWIND (code, offset, exception): at the frame's own instruction, as
    the profile hooks see it (the event's offset may be another) */
 static PyObject *
-on_function_unwind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+on_function_unwind(PyObject *self, PyObject *const *args, size_t nargsf,
+                   PyObject *kwnames)
 {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (seen_return() && PyDTrace_FUNCTION_RETURN_ENABLED() && nargs >= 2) {
         struct _PyInterpreterFrame *frame = PyThreadState_Get()->current_frame;
         int offset = frame == NULL ? code_units(args[1]) :
@@ -260,8 +267,10 @@ fire_cfunction(int entry, PyObject *const *args, Py_ssize_t nargs)
 
 /* CALL (code, offset, callable, arg0) */
 static PyObject *
-on_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+on_call(PyObject *self, PyObject *const *args, size_t nargsf,
+        PyObject *kwnames)
 {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (PyDTrace_CFUNCTION_ENTRY_ENABLED()) {
         fire_cfunction(1, args, nargs);
     }
@@ -270,31 +279,26 @@ on_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* C_RETURN, C_RAISE (code, offset, callable, arg0) */
 static PyObject *
-on_call_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+on_call_end(PyObject *self, PyObject *const *args, size_t nargsf,
+            PyObject *kwnames)
 {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (PyDTrace_CFUNCTION_RETURN_ENABLED()) {
         fire_cfunction(0, args, nargs);
     }
     Py_RETURN_NONE;
 }
 
-static void
-fire_line(PyCodeObject *code, int line)
-{
-    PyObject *exc = PyErr_GetRaisedException();
-    PyDTrace_LINE(dtrace_string(code->co_filename),
-                  dtrace_string(code->co_name), line);
-    PyErr_SetRaisedException(exc);
-}
-
 /* LINE (code, line) */
 static PyObject *
-on_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+on_line(PyObject *self, PyObject *const *args, size_t nargsf,
+        PyObject *kwnames)
 {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (PyDTrace_LINE_ENABLED() && nargs >= 2 && PyCode_Check(args[0])) {
         int line = int_arg(args[1]);
         if (line >= 0) {
-            fire_line((PyCodeObject *)args[0], line);
+            dtrace_line_marker((PyCodeObject *)args[0], line);
         }
     }
     Py_RETURN_NONE;
@@ -303,8 +307,10 @@ on_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 /* JUMP (code, from, to): a backward jump within a line starts the line
    again, as sys.settrace reports it; any other jump never will */
 static PyObject *
-on_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+on_jump(PyObject *self, PyObject *const *args, size_t nargsf,
+        PyObject *kwnames)
 {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs < 3 || !PyCode_Check(args[0])) {
         Py_RETURN_NONE;
     }
@@ -322,15 +328,17 @@ on_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return Py_NewRef(st.disable);
     }
     if (PyDTrace_LINE_ENABLED()) {
-        fire_line(code, to_line);
+        dtrace_line_marker(code, to_line);
     }
     Py_RETURN_NONE;
 }
 
 /* gc.callbacks: (phase, info) */
 static PyObject *
-on_gc(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+on_gc(PyObject *self, PyObject *const *args, size_t nargsf,
+      PyObject *kwnames)
 {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs < 2 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1])) {
         Py_RETURN_NONE;
     }
@@ -361,16 +369,53 @@ on_gc(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef callback_defs[] = {
-    {"function_entry", _PyCFunction_CAST(on_function_entry), METH_FASTCALL},
-    {"function_return", _PyCFunction_CAST(on_function_return), METH_FASTCALL},
-    {"function_unwind", _PyCFunction_CAST(on_function_unwind), METH_FASTCALL},
-    {"call", _PyCFunction_CAST(on_call), METH_FASTCALL},
-    {"call_end", _PyCFunction_CAST(on_call_end), METH_FASTCALL},
-    {"line", _PyCFunction_CAST(on_line), METH_FASTCALL},
-    {"jump", _PyCFunction_CAST(on_jump), METH_FASTCALL},
-    {"gc", _PyCFunction_CAST(on_gc), METH_FASTCALL},
-    {NULL}
+/* The callbacks' type.  sys.monitoring calls a callback through its
+   vectorcall slot: a callable of this type is its C function, where a
+   builtin function's slot adds its own dispatch and a recursion check,
+   a tenth of a line marker's work. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    const char *name;
+} callback_object;
+
+static PyObject *
+callback_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("<usdtmon callback %s>",
+                                ((callback_object *)self)->name);
+}
+
+static void
+callback_dealloc(PyObject *self)
+{
+    PyObject_Free(self);
+}
+
+static PyTypeObject callback_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "usdtmon._core.Callback",
+    .tp_basicsize = sizeof(callback_object),
+    .tp_dealloc = callback_dealloc,
+    .tp_vectorcall_offset = offsetof(callback_object, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_repr = callback_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "A sys.monitoring or gc callback of usdtmon",
+};
+
+static const struct {
+    const char *name;
+    vectorcallfunc func;
+} callback_defs[] = {
+    {"function_entry", on_function_entry},
+    {"function_return", on_function_return},
+    {"function_unwind", on_function_unwind},
+    {"call", on_call},
+    {"call_end", on_call_end},
+    {"line", on_line},
+    {"jump", on_jump},
+    {"gc", on_gc},
 };
 
 /* Which callback takes which event, for which family */
@@ -772,13 +817,21 @@ exec_module(PyObject *module)
     if (st.callbacks == NULL) {
         return -1;
     }
-    for (PyMethodDef *def = callback_defs; def->ml_name != NULL; def++) {
-        PyObject *f = PyCFunction_NewEx(def, NULL, NULL);
-        if (f == NULL || PyDict_SetItemString(st.callbacks, def->ml_name, f) < 0) {
-            Py_XDECREF(f);
+    if (PyType_Ready(&callback_type) < 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(callback_defs) / sizeof(callback_defs[0]); i++) {
+        callback_object *f = PyObject_New(callback_object, &callback_type);
+        if (f == NULL) {
             return -1;
         }
+        f->vectorcall = callback_defs[i].func;
+        f->name = callback_defs[i].name;
+        int err = PyDict_SetItemString(st.callbacks, f->name, (PyObject *)f);
         Py_DECREF(f);
+        if (err < 0) {
+            return -1;
+        }
     }
     st.gc_callback = PyDict_GetItemString(st.callbacks, "gc");
     Py_INCREF(st.gc_callback);
