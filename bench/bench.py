@@ -74,7 +74,10 @@ OURS = sorted((p.name[len("python"):] for p in _TABLE if p.role == "patched"),
 ANCHORS = sorted(p.name[len("python"):] for p in _TABLE if p.role == "anchor")
 TARBALLS = dict((p.name[len("python"):], p.tarball) for p in _TABLE
                 if p.role in ("patched", "anchor"))
-BASE_FLAGS = ["--without-ensurepip"]
+# ac_cv_broken_nice: configure's test of nice() runs nice(1) in the build's
+# own process, so its answer depends on the niceness make runs at; a build
+# configured under nice would differ from the others in os.nice's code.
+BASE_FLAGS = ["--without-ensurepip", "ac_cv_broken_nice=no"]
 DTRACE = ["--with-dtrace"]
 
 
@@ -598,7 +601,13 @@ def traced(elf, markers, cmd, env=None):
     finally:
         if tracer.poll() is None:
             tracer.send_signal(signal.SIGINT)
-        counted, err = tracer.communicate(timeout=300)
+        try:
+            counted, err = tracer.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            tracer.kill()
+            tracer.communicate()
+            raise Unmeasured("bpftrace %s on %s did not stop within 300 s of SIGINT"
+                             % (markers, elf))
     if p is None:
         raise Unmeasured("bpftrace %s on %s did not start: %s" % (markers, elf, err[-500:]))
     events = 0
