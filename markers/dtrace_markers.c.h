@@ -45,20 +45,6 @@
 
 /* --- The markers' arguments ----------------------------------------- */
 
-/* The UTF-8 bytes of a str, or NULL.  Valid as long as the object is. */
-static inline const char *
-dtrace_string(PyObject *o)
-{
-    if (o == NULL || !PyUnicode_Check(o)) {
-        return NULL;
-    }
-    if (PyUnicode_IS_ASCII(o)) {
-        return (const char *)PyUnicode_DATA(o);
-    }
-    /* May raise (lone surrogates); the caller restores the error state */
-    return PyUnicode_AsUTF8(o);
-}
-
 /* The bytes of a str that is all ASCII, as they are, or NULL: what
    dtrace_string() gives without a call that could raise. */
 static inline const char *
@@ -68,6 +54,18 @@ dtrace_ascii(PyObject *o)
         return NULL;
     }
     return (const char *)PyUnicode_DATA(o);
+}
+
+/* The UTF-8 bytes of a str, or NULL.  Valid as long as the object is. */
+static inline const char *
+dtrace_string(PyObject *o)
+{
+    const char *ascii = dtrace_ascii(o);
+    if (ascii != NULL || o == NULL || !PyUnicode_Check(o)) {
+        return ascii;
+    }
+    /* May raise (lone surrogates); the caller restores the error state */
+    return PyUnicode_AsUTF8(o);
 }
 
 /* The line marker: line of code.  Names that are ASCII, as nearly all

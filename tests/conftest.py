@@ -37,6 +37,13 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("time per test file (s: own, from, to)")
     for name, (took, first, last) in _FILES.items():
         terminalreporter.write_line("%-34s %7.0f %7.0f %7.0f" % (name, took, first, last))
+    import consumers
+    if consumers.Bpftrace.launched:
+        terminalreporter.section("bpftrace launched runs")
+        terminalreporter.write_line(
+            "%d of %d ran again (bpftrace could not attach a uprobe)%s" % (
+                len(consumers.Bpftrace.reran), consumers.Bpftrace.launched,
+                ": " + ", ".join(consumers.Bpftrace.reran) if consumers.Bpftrace.reran else ""))
     from guest import session
     if session._SESSION is not None and session._SESSION.report:
         terminalreporter.section("SystemTap guest (tests/guest)")

@@ -194,17 +194,23 @@ class Bpftrace(object):
         raise AssertionError("bpftrace did not start: %s" % (tracer.stderr.read()
                              if tracer.poll() is not None else "timeout"))
 
+    # Launched runs, and those run again (the session summary reports them)
+    launched = 0
+    reran = []
+
     def run_launched(self, script, build, fixture_dir, program, flags=(), env=None,
                      printed=None):
         """_run_launched(), run again (at most twice) when bpftrace 0.17
         failed to register a uprobe after its sites were armed ("cannot
         attach uprobe"): the program ran, the consumer did not."""
+        Bpftrace.launched += 1
         for attempt in range(3):
             lines = []
             returncode, stderr, text = self._run_launched(
                 script, build, fixture_dir, program, flags, env, lines)
             if returncode == 0 or attempt == 2 or "Error attaching probe" not in stderr:
                 break
+            Bpftrace.reran.append("%s %s" % (build, os.path.basename(program[-1])))
         assert returncode == 0, (stderr, text)
         assert "Lost" not in stderr + text, "bpftrace lost events"
         if printed is not None:
