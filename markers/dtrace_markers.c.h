@@ -56,6 +56,16 @@ dtrace_ascii(PyObject *o)
     return (const char *)PyUnicode_DATA(o);
 }
 
+/* The same for a name of a code object, a str (the code constructor's
+   checks): no test of its type */
+static inline const char *
+dtrace_code_ascii(PyObject *name)
+{
+    assert(PyUnicode_Check(name));
+    return PyUnicode_IS_ASCII(name) ? (const char *)PyUnicode_DATA(name)
+                                    : NULL;
+}
+
 /* The UTF-8 bytes of a str, or NULL.  Valid as long as the object is. */
 static inline const char *
 dtrace_string(PyObject *o)
@@ -74,8 +84,8 @@ dtrace_string(PyObject *o)
 static inline void
 dtrace_line_marker(PyCodeObject *code, int line)
 {
-    const char *filename = dtrace_ascii(code->co_filename);
-    const char *funcname = dtrace_ascii(code->co_name);
+    const char *filename = dtrace_code_ascii(code->co_filename);
+    const char *funcname = dtrace_code_ascii(code->co_name);
     if (filename != NULL && funcname != NULL) {
         PyDTrace_LINE(filename, funcname, line);
         return;
@@ -86,53 +96,56 @@ dtrace_line_marker(PyCodeObject *code, int line)
     PyErr_SetRaisedException(exc);
 }
 
+/* The __name__ of a module's dict where module_init_dict() puts it, its
+   first entry, read in place as LOAD_GLOBAL's specializations read a
+   global (a dict has a key once, so it is what a lookup would find); a
+   strong reference, or NULL: then only a lookup can tell.  Never raises. */
+static inline PyObject *
+dtrace_first_name(PyObject *globals)
+{
+#if defined(Py_BUILD_CORE) && !defined(Py_GIL_DISABLED)
+    if (globals == NULL || !PyDict_Check(globals)) {
+        return NULL;
+    }
+    PyDictObject *dict = (PyDictObject *)globals;
+    PyDictKeysObject *keys = dict->ma_keys;
+    if (dict->ma_values != NULL || !DK_IS_UNICODE(keys) ||
+        keys->dk_nentries == 0) {
+        return NULL;
+    }
+    PyDictUnicodeEntry *first = DK_UNICODE_ENTRIES(keys);
+    if (first->me_key != DTRACE_ID(__name__) || first->me_value == NULL) {
+        return NULL;
+    }
+    return Py_NewRef(first->me_value);
+#else
+    (void)globals;
+    return NULL;
+#endif
+}
+
 /* The __name__ of a frame's globals: the module of its code (not the
    function's __module__, which functools.wraps copies from the function
    it wraps).  *ref holds a strong reference to it, or NULL. */
 static const char *
 dtrace_module_name(PyObject *globals, PyObject **ref)
 {
-    *ref = NULL;
-    if (globals == NULL || !PyDict_Check(globals)) {
-        return NULL;
+    *ref = dtrace_first_name(globals);
+    if (*ref != NULL) {
+        return dtrace_string(*ref);
     }
-#if defined(Py_BUILD_CORE) && !defined(Py_GIL_DISABLED)
-    /* A module's dict has __name__ as its first key (module_init_dict()):
-       read it there, as LOAD_GLOBAL's specializations read a global, before
-       a whole lookup, which costs a quarter of a function marker's work.
-       A dict has a key once, so the entry is what the lookup would find. */
-    PyDictObject *dict = (PyDictObject *)globals;
-    PyDictKeysObject *keys = dict->ma_keys;
-    if (dict->ma_values == NULL && DK_IS_UNICODE(keys) && keys->dk_nentries > 0) {
-        PyDictUnicodeEntry *first = DK_UNICODE_ENTRIES(keys);
-        if (first->me_key == DTRACE_ID(__name__) && first->me_value != NULL) {
-            *ref = Py_NewRef(first->me_value);
-            return dtrace_string(*ref);
-        }
-    }
-#endif
-    if (PyDict_GetItemRef(globals, DTRACE_ID(__name__), ref) <= 0) {
+    if (globals == NULL || !PyDict_Check(globals) ||
+        PyDict_GetItemRef(globals, DTRACE_ID(__name__), ref) <= 0) {
         return NULL;
     }
     return dtrace_string(*ref);
 }
 
-/* The module a type reports as its __module__: for a heap type, its
-   dict's __module__ (a strong reference in *ref); for a static type, the
-   part of tp_name before its last dot, copied into buf. */
+/* The module of a static type: the part of tp_name before its last dot,
+   copied into buf */
 static const char *
-dtrace_type_module(PyTypeObject *type, char *buf, size_t size,
-                   PyObject **ref)
+dtrace_static_type_module(PyTypeObject *type, char *buf, size_t size)
 {
-    *ref = NULL;
-    if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
-        PyObject *dict = type->tp_dict;
-        if (dict == NULL ||
-            PyDict_GetItemRef(dict, DTRACE_ID(__module__), ref) <= 0) {
-            return NULL;
-        }
-        return dtrace_string(*ref);
-    }
     const char *dot = strrchr(type->tp_name, '.');
     if (dot == NULL) {
         return "builtins";
@@ -144,6 +157,25 @@ dtrace_type_module(PyTypeObject *type, char *buf, size_t size,
     memcpy(buf, type->tp_name, n);
     buf[n] = '\0';
     return buf;
+}
+
+/* The module a type reports as its __module__: for a heap type, its
+   dict's __module__ (a strong reference in *ref); for a static type,
+   dtrace_static_type_module(). */
+static const char *
+dtrace_type_module(PyTypeObject *type, char *buf, size_t size,
+                   PyObject **ref)
+{
+    *ref = NULL;
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        return dtrace_static_type_module(type, buf, size);
+    }
+    PyObject *dict = type->tp_dict;
+    if (dict == NULL ||
+        PyDict_GetItemRef(dict, DTRACE_ID(__module__), ref) <= 0) {
+        return NULL;
+    }
+    return dtrace_string(*ref);
 }
 
 /* The line of the code unit at offset in code, as frame.f_lineno gives it
@@ -199,20 +231,16 @@ dtrace_fill_lines(PyCodeObject *code, int *lines, int n)
 #endif
 }
 
+/* Make code's line table, its co_extra at index.  May raise: the caller
+   restores the error state. */
 static int *
-dtrace_lines(PyCodeObject *code, Py_ssize_t index)
+dtrace_make_lines(PyCodeObject *code, Py_ssize_t index)
 {
-    void *extra = NULL;
-    (void)PyUnstable_Code_GetExtra((PyObject *)code, index, &extra);
-    if (extra != NULL) {
-        return (int *)extra;
-    }
     int n = (int)Py_SIZE(code);
     int *lines = PyMem_Malloc(n * sizeof(int));
     if (lines == NULL) {
         return NULL;
     }
-    /* On failure the caller restores the error state */
     if (dtrace_fill_lines(code, lines, n) < 0 ||
         PyUnstable_Code_SetExtra((PyObject *)code, index, lines) < 0) {
         PyMem_Free(lines);
@@ -235,19 +263,27 @@ dtrace_lines_instrumented(PyCodeObject *code)
 #endif
 }
 
-static int
-dtrace_line(Py_ssize_t *lines_index, PyCodeObject *code, int offset)
+/* The line of the code unit at offset in code when telling it cannot
+   raise: the code's line table is made, or none is to be made.  Otherwise
+   DTRACE_LINE_UNKNOWN: then dtrace_line() makes the table. */
+#define DTRACE_LINE_UNKNOWN (-2)
+
+static inline int
+dtrace_line_known(Py_ssize_t lines_index, PyCodeObject *code, int offset)
 {
 #ifndef Py_GIL_DISABLED
-    if (*lines_index == 0) {
-        Py_ssize_t i = PyUnstable_Eval_RequestCodeExtraIndex(PyMem_Free);
-        *lines_index = i < 0 ? -1 : i + 1;
+    if (lines_index == 0) {
+        return DTRACE_LINE_UNKNOWN;
     }
-    if (*lines_index > 0 && offset >= 0 && offset < Py_SIZE(code) &&
-        !dtrace_lines_instrumented(code)) {
-        int *lines = dtrace_lines(code, *lines_index - 1);
+    if (lines_index > 0 && offset >= 0 && offset < Py_SIZE(code)) {
+        void *lines = NULL;
+        (void)PyUnstable_Code_GetExtra((PyObject *)code, lines_index - 1,
+                                       &lines);
         if (lines != NULL) {
-            return lines[offset];
+            return ((int *)lines)[offset];
+        }
+        if (!dtrace_lines_instrumented(code)) {
+            return DTRACE_LINE_UNKNOWN;
         }
     }
 #else
@@ -256,24 +292,76 @@ dtrace_line(Py_ssize_t *lines_index, PyCodeObject *code, int offset)
     return PyCode_Addr2Line(code, offset * DTRACE_CODEUNIT_SIZE);
 }
 
-/* function__entry or function__return of the code running in a frame,
-   stopped at offset (in code units), with the frame's globals. */
-static void
-dtrace_function(int entry, PyCodeObject *code, int offset, PyObject *globals,
-                Py_ssize_t *lines_index)
+/* The same, making the code's line table if needed (which may raise: the
+   caller restores the error state) */
+static int
+dtrace_line(Py_ssize_t *lines_index, PyCodeObject *code, int offset)
 {
-    PyObject *exc = PyErr_GetRaisedException();
-    const char *filename = dtrace_string(code->co_filename);
-    const char *funcname = dtrace_string(code->co_name);
-    int lineno = dtrace_line(lines_index, code, offset);
-    PyObject *name;
-    const char *module = dtrace_module_name(globals, &name);
+#ifndef Py_GIL_DISABLED
+    if (*lines_index == 0) {
+        Py_ssize_t i = PyUnstable_Eval_RequestCodeExtraIndex(PyMem_Free);
+        *lines_index = i < 0 ? -1 : i + 1;
+    }
+    int line = dtrace_line_known(*lines_index, code, offset);
+    if (line != DTRACE_LINE_UNKNOWN) {
+        return line;
+    }
+    /* offset is in range, and the code has no table yet */
+    int *lines = dtrace_make_lines(code, *lines_index - 1);
+    if (lines != NULL) {
+        return lines[offset];
+    }
+    return PyCode_Addr2Line(code, offset * DTRACE_CODEUNIT_SIZE);
+#else
+    return dtrace_line_known(*lines_index, code, offset);
+#endif
+}
+
+static inline void
+dtrace_function_marker(int entry, const char *filename, const char *funcname,
+                       int lineno, const char *module)
+{
     if (entry) {
         PyDTrace_FUNCTION_ENTRY(filename, funcname, lineno, module);
     }
     else {
         PyDTrace_FUNCTION_RETURN(filename, funcname, lineno, module);
     }
+}
+
+/* function__entry or function__return of the code running in a frame,
+   stopped at offset (in code units), with the frame's globals.  Nearly
+   always, the names are ASCII, the line table is made and __name__ is
+   first in the globals: then nothing can raise, and the error state needs
+   no saving. */
+static void
+dtrace_function(int entry, PyCodeObject *code, int offset, PyObject *globals,
+                Py_ssize_t *lines_index)
+{
+    const char *filename = dtrace_code_ascii(code->co_filename);
+    const char *funcname = dtrace_code_ascii(code->co_name);
+    int lineno = dtrace_line_known(*lines_index, code, offset);
+    if (filename != NULL && funcname != NULL &&
+        lineno != DTRACE_LINE_UNKNOWN) {
+        PyObject *name = dtrace_first_name(globals);
+        const char *module = dtrace_ascii(name);
+        if (module != NULL) {
+            dtrace_function_marker(entry, filename, funcname, lineno, module);
+            Py_DECREF(name);
+            return;
+        }
+        Py_XDECREF(name);
+    }
+    /* What is missing may raise on the way */
+    PyObject *exc = PyErr_GetRaisedException();
+    filename = dtrace_string(code->co_filename);
+    funcname = dtrace_string(code->co_name);
+    if (lineno == DTRACE_LINE_UNKNOWN) {
+        lineno = dtrace_line(lines_index, code, offset);
+    }
+    PyObject *name;
+    const char *module = dtrace_module_name(globals, &name);
+    dtrace_function_marker(entry, filename, funcname, lineno, module);
     Py_XDECREF(name);
     PyErr_SetRaisedException(exc);
 }
@@ -340,31 +428,73 @@ dtrace_cfunction_of(PyObject *callable, PyObject *self_arg,
     return 1;
 }
 
+/* Whether f names its module (m_module), or the module is its type's */
+static inline int
+dtrace_has_module(struct dtrace_cfunction *f)
+{
+    return f->module != NULL && f->module != Py_None;
+}
+
+static inline void
+dtrace_cfunction_marker(int entry, const char *filename, const char *name,
+                        int lineno, const char *module)
+{
+    if (entry) {
+        PyDTrace_CFUNCTION_ENTRY(filename, name, lineno, module);
+    }
+    else {
+        PyDTrace_CFUNCTION_RETURN(filename, name, lineno, module);
+    }
+}
+
 /* cfunction__entry or cfunction__return of a call of f, from the code
-   running in a frame stopped at offset (in code units). */
+   running in a frame stopped at offset (in code units).  As for
+   dtrace_function(), the error state is saved only when something could
+   raise: a name that is not ASCII, a line table to make, the __module__ of
+   a heap type. */
 static void
 dtrace_cfunction(int entry, struct dtrace_cfunction *f, PyCodeObject *code,
                  int offset, Py_ssize_t *lines_index)
 {
-    PyObject *exc = PyErr_GetRaisedException();
     char buf[128];
+    const char *filename = dtrace_code_ascii(code->co_filename);
+    int lineno = dtrace_line_known(*lines_index, code, offset);
+    if (filename != NULL && lineno != DTRACE_LINE_UNKNOWN) {
+        const char *module = NULL;
+        int known = 1;
+        if (dtrace_has_module(f)) {
+            module = dtrace_ascii(f->module);
+            known = module != NULL;
+        }
+        else if (f->owner_type != NULL) {
+            known = !(f->owner_type->tp_flags & Py_TPFLAGS_HEAPTYPE);
+            if (known) {
+                module = dtrace_static_type_module(f->owner_type, buf,
+                                                   sizeof(buf));
+            }
+        }
+        if (known) {
+            dtrace_cfunction_marker(entry, filename, f->def->ml_name, lineno,
+                                    module);
+            return;
+        }
+    }
+    /* What is missing may raise on the way */
+    PyObject *exc = PyErr_GetRaisedException();
     const char *module = NULL;
     PyObject *module_ref = NULL;
-    if (f->module != NULL && f->module != Py_None) {
+    if (dtrace_has_module(f)) {
         module = dtrace_string(f->module);
     }
     else if (f->owner_type != NULL) {
         module = dtrace_type_module(f->owner_type, buf, sizeof(buf),
                                     &module_ref);
     }
-    const char *filename = dtrace_string(code->co_filename);
-    int lineno = dtrace_line(lines_index, code, offset);
-    if (entry) {
-        PyDTrace_CFUNCTION_ENTRY(filename, f->def->ml_name, lineno, module);
+    filename = dtrace_string(code->co_filename);
+    if (lineno == DTRACE_LINE_UNKNOWN) {
+        lineno = dtrace_line(lines_index, code, offset);
     }
-    else {
-        PyDTrace_CFUNCTION_RETURN(filename, f->def->ml_name, lineno, module);
-    }
+    dtrace_cfunction_marker(entry, filename, f->def->ml_name, lineno, module);
     Py_XDECREF(module_ref);
     PyErr_SetRaisedException(exc);
 }
@@ -465,10 +595,11 @@ dtrace_frame_event(PyThreadState *tstate, int entry,
     }
 }
 
-/* The same for a call into C (CALL, C_RETURN, C_RAISE), from the running
-   frame; self_arg NULL or &_PyInstrumentation_MISSING: none. */
+/* The same for a call into C (CALL, C_RETURN, C_RAISE) from frame (the
+   running frame); self_arg NULL or &_PyInstrumentation_MISSING: none. */
 static void
 dtrace_call_event(PyThreadState *tstate, int entry,
+                  _PyInterpreterFrame *frame,
                   PyObject *callable, PyObject *self_arg)
 {
     if (!(entry ? PyDTrace_CFUNCTION_ENTRY_ENABLED()
@@ -485,7 +616,6 @@ dtrace_call_event(PyThreadState *tstate, int entry,
     if (!dtrace_cfunction_of(callable, self_arg, &f)) {
         return;
     }
-    _PyInterpreterFrame *frame = _PyEval_GetFrame();
     if (frame == NULL) {
         return;
     }
@@ -515,7 +645,7 @@ static inline int
 dtrace_call_hook(int entry, PyObject *callable, PyObject *self_arg)
 {
     PyThreadState *tstate = _PyThreadState_GET();
-    dtrace_call_event(tstate, entry, callable, self_arg);
+    dtrace_call_event(tstate, entry, _PyEval_GetFrame(), callable, self_arg);
     return !dtrace_profiled(tstate->interp);
 }
 
@@ -555,11 +685,11 @@ dtrace_event(PyThreadState *tstate, int event, _PyInterpreterFrame *frame,
                                _PyInterpreterFrame_LASTI(frame));
             return 1;
         case PY_MONITORING_EVENT_CALL:
-            dtrace_call_event(tstate, 1, callable, self_arg);
+            dtrace_call_event(tstate, 1, frame, callable, self_arg);
             return 1;
         case PY_MONITORING_EVENT_C_RETURN:
         case PY_MONITORING_EVENT_C_RAISE:
-            dtrace_call_event(tstate, 0, callable, self_arg);
+            dtrace_call_event(tstate, 0, frame, callable, self_arg);
             return 1;
         default:
             return 0;
@@ -721,22 +851,24 @@ _PyDTrace_Take(PyThreadState *tstate, int event, _PyInterpreterFrame *frame,
                PyObject *callable, PyObject *self_arg)
 {
     _PyThreadStateImpl *ts = (_PyThreadStateImpl *)tstate;
+    int ends_marked_call = 0;
     if (ts->dtrace_calls_count != 0 && dtrace_call_ends_with(event)) {
         /* A CALL only forgets a mark left by a call that did not end */
         int marked = dtrace_unmark_call(tstate, frame, instr);
-        if (marked && event != PY_MONITORING_EVENT_CALL) {
-            /* The end of a call that only the markers instrumented */
-            (void)dtrace_event(tstate, event, frame, callable, self_arg);
-            return 1;
+        ends_marked_call = marked && event != PY_MONITORING_EVENT_CALL;
+    }
+    if (!ends_marked_call) {
+        /* Not the end of a call that only the markers instrumented */
+        if (!only_markers) {
+            return 0;
+        }
+        PyInterpreterState *interp = tstate->interp;
+        if (!dtrace_profiling(interp) || dtrace_profiled(interp)) {
+            return 0;
         }
     }
-    if (!only_markers) {
-        return 0;
-    }
-    PyInterpreterState *interp = tstate->interp;
-    if (!dtrace_profiling(interp) || dtrace_profiled(interp)) {
-        return 0;
-    }
+    /* One call of dtrace_event(), so that it is inlined here (for a
+       C_RETURN or C_RAISE it returns 1) */
     return dtrace_event(tstate, event, frame, callable, self_arg);
 }
 
