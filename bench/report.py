@@ -298,11 +298,15 @@ class Report:
         self.live_plot = {}
         for py in OURS:
             e = live["python"].get(py)
-            if not e:
-                continue
-            self.add("### Python %s" % PY_LABEL[py], "",
-                     "%d marker sites, each `%s` (checked)." % (e["sites"], e["site_bytes"]),
-                     "")
+            if not e or not e["cases"]:
+                # Not measured live in this run: its work per event still is
+                self.add("### Python %s" % PY_LABEL[py], "",
+                         "Not measured live in this run.", "")
+                e = {"cases": {}}
+            else:
+                self.add("### Python %s" % PY_LABEL[py], "",
+                         "%d marker sites, each `%s` (checked)." % (
+                             e["sites"], e["site_bytes"]), "")
             rows = []
             for consumer, c in sorted(e["cases"].items()):
                 per_call = c["ns_per_event"] * 2 if c["ns_per_event"] and consumer in (
@@ -313,7 +317,7 @@ class Report:
                              fmt(c.get("uprobe_ns_per_hit"), 0), fmt(per_call, 0)])
             self.add(table(["consumer", "workload", "events", "no consumer ms",
                             "slowdown", "ns per event", "of which work", "of which uprobe",
-                            "ns per call"], rows), "",
+                            "ns per call"], rows) if rows else "(No live case.)", "",
                      "An event's cost splits in two: the interpreter's work for the marker "
                      "(\"of which work\": the same workload on a copy of the binary with the "
                      "consumer's semaphores set and no consumer, so the markers do all their "
@@ -347,7 +351,8 @@ class Report:
                 if c:
                     self.bars.append(("(d) only a %s probe enabled, wall clock, %s"
                                       % (consumer, py), "x%.3f wall" % c["slowdown"], None))
-            self.live_plot[py] = e["cases"]
+            if e["cases"]:
+                self.live_plot[py] = e["cases"]
             if work:
                 self.add("The interpreter's own work per event with the consumer attached, "
                          "in instructions (callgrind, phase `work`: the same build with the "
