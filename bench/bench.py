@@ -1104,8 +1104,10 @@ def main():
     res["live_repeats"] = args.live_repeats
     res["builds"] = {n: {"python": b[0], "tree": b[1], "flags": BASE_FLAGS + b[2], "what": b[3]}
                      for n, b in BUILDS.items()}
-    # A kept phase's failure stays on record until the phase runs again
-    failed = [f for f in res.get("failed", []) if f.split(":")[0] not in phases]
+    # A kept phase's failure ("phase: why") stays on record until the phase
+    # runs again; any other failure was this run's alone
+    kept = set(all_phases.split(",")) - set(phases)
+    failed = [f for f in res.get("failed", []) if f.split(":")[0] in kept]
 
     def save():
         with open(RESULTS + ".tmp", "w") as f:

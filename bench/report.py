@@ -315,15 +315,16 @@ class Report:
                              "%.1f" % (c["plain_s"] * 1e3), "%.3f" % c["slowdown"],
                              fmt(c["ns_per_event"], 0), fmt(c.get("work_ns_per_event"), 0),
                              fmt(c.get("uprobe_ns_per_hit"), 0), fmt(per_call, 0)])
-            self.add(table(["consumer", "workload", "events", "no consumer ms",
-                            "slowdown", "ns per event", "of which work", "of which uprobe",
-                            "ns per call"], rows) if rows else "(No live case.)", "",
-                     "An event's cost splits in two: the interpreter's work for the marker "
-                     "(\"of which work\": the same workload on a copy of the binary with the "
-                     "consumer's semaphores set and no consumer, so the markers do all their "
-                     "work while their sites stay nops, against no consumer) and the uprobe "
-                     "hit itself (\"of which uprobe\": the traced run against that copy).  "
-                     "All three runs of a case are interleaved.", "")
+            if rows:
+                self.add(table(["consumer", "workload", "events", "no consumer ms",
+                                "slowdown", "ns per event", "of which work", "of which uprobe",
+                                "ns per call"], rows), "",
+                         "An event's cost splits in two: the interpreter's work for the marker "
+                         "(\"of which work\": the same workload on a copy of the binary with the "
+                         "consumer's semaphores set and no consumer, so the markers do all their "
+                         "work while their sites stay nops, against no consumer) and the uprobe "
+                         "hit itself (\"of which uprobe\": the traced run against that copy).  "
+                         "All three runs of a case are interleaved.", "")
             c = e["cases"].get("function")
             if c and "per_call_in_floors" in c:
                 self.bars.append((
