@@ -45,15 +45,16 @@
 
 /* --- The markers' arguments ----------------------------------------- */
 
-/* The bytes of a str that is all ASCII, as they are, or NULL: what
-   dtrace_string() gives without a call that could raise. */
+/* The bytes of a str that is all ASCII and compact (as nearly every str
+   is: interned names always), as they are, or NULL: what dtrace_string()
+   gives without a call that could raise. */
 static inline const char *
 dtrace_ascii(PyObject *o)
 {
-    if (o == NULL || !PyUnicode_Check(o) || !PyUnicode_IS_ASCII(o)) {
+    if (o == NULL || !PyUnicode_Check(o) || !PyUnicode_IS_COMPACT_ASCII(o)) {
         return NULL;
     }
-    return (const char *)PyUnicode_DATA(o);
+    return (const char *)((PyASCIIObject *)o + 1);
 }
 
 /* The same for a name of a code object, a str (the code constructor's
@@ -62,8 +63,10 @@ static inline const char *
 dtrace_code_ascii(PyObject *name)
 {
     assert(PyUnicode_Check(name));
-    return PyUnicode_IS_ASCII(name) ? (const char *)PyUnicode_DATA(name)
-                                    : NULL;
+    if (!PyUnicode_IS_COMPACT_ASCII(name)) {
+        return NULL;
+    }
+    return (const char *)((PyASCIIObject *)name + 1);
 }
 
 /* The UTF-8 bytes of a str, or NULL.  Valid as long as the object is. */
@@ -182,11 +185,13 @@ dtrace_type_module(PyTypeObject *type, char *buf, size_t size,
  * (PyCode_Addr2Line()).  That scans the line table from its start: on
  * every return from a long function, or C call in one, more work than the
  * rest of the event.  So each code object that fires a marker gets the
- * line of each of its code units in its co_extra, computed in one pass the
- * first time: four bytes per code unit, as much as instrumentation's own
- * tables.  *lines_index is 1 + the co_extra index (0: none requested yet,
- * -1: none available).  The free-threaded build computes each line every
- * time: co_extra is not thread-safe there. */
+ * line of each of its code units, computed in one pass the first time:
+ * four bytes per code unit, as much as instrumentation's own tables.  The
+ * interpreter keeps that table with them (_PyCoMonitoringData, freed with
+ * them; a code object that fires a marker is instrumented); a module
+ * keeps it in co_extra, at the index of which *lines_index holds 1 + (0:
+ * none requested yet, -1: none available).  The free-threaded build
+ * computes each line every time: neither place is thread-safe there. */
 #ifndef Py_GIL_DISABLED
 /* lines[i] for each code unit i of code (n of them), -1 where none */
 static int
@@ -231,21 +236,69 @@ dtrace_fill_lines(PyCodeObject *code, int *lines, int n)
 #endif
 }
 
-/* Make code's line table, its co_extra at index.  May raise: the caller
-   restores the error state. */
-static int *
-dtrace_make_lines(PyCodeObject *code, Py_ssize_t index)
+/* code's line table, or NULL: none made yet, or none can be kept */
+static inline int *
+dtrace_lines_of(PyCodeObject *code, const Py_ssize_t *lines_index)
 {
+#ifdef Py_BUILD_CORE
+    (void)lines_index;
+    _PyCoMonitoringData *data = code->_co_monitoring;
+    return data != NULL ? data->dtrace_lines : NULL;
+#else
+    void *lines = NULL;
+    if (*lines_index > 0) {
+        (void)PyUnstable_Code_GetExtra((PyObject *)code, *lines_index - 1,
+                                       &lines);
+    }
+    return (int *)lines;
+#endif
+}
+
+/* Whether code can keep a line table */
+static inline int
+dtrace_lines_keepable(PyCodeObject *code, const Py_ssize_t *lines_index)
+{
+#ifdef Py_BUILD_CORE
+    (void)lines_index;
+    return code->_co_monitoring != NULL;
+#else
+    (void)code;
+    return *lines_index >= 0;
+#endif
+}
+
+/* Make code's line table and keep it.  May raise: the caller restores the
+   error state. */
+static int *
+dtrace_make_lines(PyCodeObject *code, Py_ssize_t *lines_index)
+{
+#ifndef Py_BUILD_CORE
+    if (*lines_index == 0) {
+        Py_ssize_t i = PyUnstable_Eval_RequestCodeExtraIndex(PyMem_Free);
+        *lines_index = i < 0 ? -1 : i + 1;
+    }
+    if (*lines_index < 0) {
+        return NULL;
+    }
+#endif
     int n = (int)Py_SIZE(code);
     int *lines = PyMem_Malloc(n * sizeof(int));
     if (lines == NULL) {
         return NULL;
     }
-    if (dtrace_fill_lines(code, lines, n) < 0 ||
-        PyUnstable_Code_SetExtra((PyObject *)code, index, lines) < 0) {
+    if (dtrace_fill_lines(code, lines, n) < 0) {
         PyMem_Free(lines);
         return NULL;
     }
+#ifdef Py_BUILD_CORE
+    code->_co_monitoring->dtrace_lines = lines;
+#else
+    if (PyUnstable_Code_SetExtra((PyObject *)code, *lines_index - 1,
+                                 lines) < 0) {
+        PyMem_Free(lines);
+        return NULL;
+    }
+#endif
     return lines;
 }
 #endif
@@ -269,20 +322,17 @@ dtrace_lines_instrumented(PyCodeObject *code)
 #define DTRACE_LINE_UNKNOWN (-2)
 
 static inline int
-dtrace_line_known(Py_ssize_t lines_index, PyCodeObject *code, int offset)
+dtrace_line_known(const Py_ssize_t *lines_index, PyCodeObject *code,
+                  int offset)
 {
 #ifndef Py_GIL_DISABLED
-    if (lines_index == 0) {
-        return DTRACE_LINE_UNKNOWN;
-    }
-    if (lines_index > 0 && offset >= 0 && offset < Py_SIZE(code)) {
-        void *lines = NULL;
-        (void)PyUnstable_Code_GetExtra((PyObject *)code, lines_index - 1,
-                                       &lines);
+    if (offset >= 0 && offset < Py_SIZE(code)) {
+        int *lines = dtrace_lines_of(code, lines_index);
         if (lines != NULL) {
-            return ((int *)lines)[offset];
+            return lines[offset];
         }
-        if (!dtrace_lines_instrumented(code)) {
+        if (dtrace_lines_keepable(code, lines_index) &&
+            !dtrace_lines_instrumented(code)) {
             return DTRACE_LINE_UNKNOWN;
         }
     }
@@ -297,24 +347,17 @@ dtrace_line_known(Py_ssize_t lines_index, PyCodeObject *code, int offset)
 static int
 dtrace_line(Py_ssize_t *lines_index, PyCodeObject *code, int offset)
 {
+    int line = dtrace_line_known(lines_index, code, offset);
 #ifndef Py_GIL_DISABLED
-    if (*lines_index == 0) {
-        Py_ssize_t i = PyUnstable_Eval_RequestCodeExtraIndex(PyMem_Free);
-        *lines_index = i < 0 ? -1 : i + 1;
+    if (line == DTRACE_LINE_UNKNOWN) {
+        /* offset is in range, and the code has no table yet */
+        int *lines = dtrace_make_lines(code, lines_index);
+        line = (lines != NULL
+                ? lines[offset]
+                : PyCode_Addr2Line(code, offset * DTRACE_CODEUNIT_SIZE));
     }
-    int line = dtrace_line_known(*lines_index, code, offset);
-    if (line != DTRACE_LINE_UNKNOWN) {
-        return line;
-    }
-    /* offset is in range, and the code has no table yet */
-    int *lines = dtrace_make_lines(code, *lines_index - 1);
-    if (lines != NULL) {
-        return lines[offset];
-    }
-    return PyCode_Addr2Line(code, offset * DTRACE_CODEUNIT_SIZE);
-#else
-    return dtrace_line_known(*lines_index, code, offset);
 #endif
+    return line;
 }
 
 static inline void
@@ -329,18 +372,35 @@ dtrace_function_marker(int entry, const char *filename, const char *funcname,
     }
 }
 
+/* dtrace_function() when something on the way may raise: a name to
+   encode, the code's first line table to make, a __name__ to look up */
+static Py_NO_INLINE void
+dtrace_function_slow(int entry, PyCodeObject *code, int offset,
+                     PyObject *globals, Py_ssize_t *lines_index)
+{
+    PyObject *exc = PyErr_GetRaisedException();
+    const char *filename = dtrace_string(code->co_filename);
+    const char *funcname = dtrace_string(code->co_name);
+    int lineno = dtrace_line(lines_index, code, offset);
+    PyObject *name;
+    const char *module = dtrace_module_name(globals, &name);
+    dtrace_function_marker(entry, filename, funcname, lineno, module);
+    Py_XDECREF(name);
+    PyErr_SetRaisedException(exc);
+}
+
 /* function__entry or function__return of the code running in a frame,
    stopped at offset (in code units), with the frame's globals.  Nearly
    always, the names are ASCII, the line table is made and __name__ is
    first in the globals: then nothing can raise, and the error state needs
    no saving. */
-static void
+static inline Py_ALWAYS_INLINE void
 dtrace_function(int entry, PyCodeObject *code, int offset, PyObject *globals,
                 Py_ssize_t *lines_index)
 {
     const char *filename = dtrace_code_ascii(code->co_filename);
     const char *funcname = dtrace_code_ascii(code->co_name);
-    int lineno = dtrace_line_known(*lines_index, code, offset);
+    int lineno = dtrace_line_known(lines_index, code, offset);
     if (filename != NULL && funcname != NULL &&
         lineno != DTRACE_LINE_UNKNOWN) {
         PyObject *name = dtrace_first_name(globals);
@@ -352,18 +412,7 @@ dtrace_function(int entry, PyCodeObject *code, int offset, PyObject *globals,
         }
         Py_XDECREF(name);
     }
-    /* What is missing may raise on the way */
-    PyObject *exc = PyErr_GetRaisedException();
-    filename = dtrace_string(code->co_filename);
-    funcname = dtrace_string(code->co_name);
-    if (lineno == DTRACE_LINE_UNKNOWN) {
-        lineno = dtrace_line(lines_index, code, offset);
-    }
-    PyObject *name;
-    const char *module = dtrace_module_name(globals, &name);
-    dtrace_function_marker(entry, filename, funcname, lineno, module);
-    Py_XDECREF(name);
-    PyErr_SetRaisedException(exc);
+    dtrace_function_slow(entry, code, offset, globals, lines_index);
 }
 
 /* A C function, as the profiler's c_call, c_return and c_exception events
@@ -398,7 +447,7 @@ dtrace_defining_type(PyTypeObject *type, PyMethodDef *def)
    none), calls into C; then *f is the C function.  Not for a method
    descriptor that does not apply to its first argument: the call raises
    before it runs, and the profiler sees no event of it. */
-static int
+static inline int
 dtrace_cfunction_of(PyObject *callable, PyObject *self_arg,
                     struct dtrace_cfunction *f)
 {
@@ -447,18 +496,43 @@ dtrace_cfunction_marker(int entry, const char *filename, const char *name,
     }
 }
 
+/* dtrace_cfunction() when something on the way may raise: a name that is
+   not ASCII, the code's first line table to make, the __module__ of a
+   heap type */
+static Py_NO_INLINE void
+dtrace_cfunction_slow(int entry, struct dtrace_cfunction *f,
+                      PyCodeObject *code, int offset,
+                      Py_ssize_t *lines_index)
+{
+    char buf[128];
+    PyObject *exc = PyErr_GetRaisedException();
+    const char *module = NULL;
+    PyObject *module_ref = NULL;
+    if (dtrace_has_module(f)) {
+        module = dtrace_string(f->module);
+    }
+    else if (f->owner_type != NULL) {
+        module = dtrace_type_module(f->owner_type, buf, sizeof(buf),
+                                    &module_ref);
+    }
+    const char *filename = dtrace_string(code->co_filename);
+    int lineno = dtrace_line(lines_index, code, offset);
+    dtrace_cfunction_marker(entry, filename, f->def->ml_name, lineno, module);
+    Py_XDECREF(module_ref);
+    PyErr_SetRaisedException(exc);
+}
+
 /* cfunction__entry or cfunction__return of a call of f, from the code
    running in a frame stopped at offset (in code units).  As for
    dtrace_function(), the error state is saved only when something could
-   raise: a name that is not ASCII, a line table to make, the __module__ of
-   a heap type. */
-static void
+   raise (dtrace_cfunction_slow()). */
+static inline Py_ALWAYS_INLINE void
 dtrace_cfunction(int entry, struct dtrace_cfunction *f, PyCodeObject *code,
                  int offset, Py_ssize_t *lines_index)
 {
     char buf[128];
     const char *filename = dtrace_code_ascii(code->co_filename);
-    int lineno = dtrace_line_known(*lines_index, code, offset);
+    int lineno = dtrace_line_known(lines_index, code, offset);
     if (filename != NULL && lineno != DTRACE_LINE_UNKNOWN) {
         const char *module = NULL;
         int known = 1;
@@ -479,24 +553,7 @@ dtrace_cfunction(int entry, struct dtrace_cfunction *f, PyCodeObject *code,
             return;
         }
     }
-    /* What is missing may raise on the way */
-    PyObject *exc = PyErr_GetRaisedException();
-    const char *module = NULL;
-    PyObject *module_ref = NULL;
-    if (dtrace_has_module(f)) {
-        module = dtrace_string(f->module);
-    }
-    else if (f->owner_type != NULL) {
-        module = dtrace_type_module(f->owner_type, buf, sizeof(buf),
-                                    &module_ref);
-    }
-    filename = dtrace_string(code->co_filename);
-    if (lineno == DTRACE_LINE_UNKNOWN) {
-        lineno = dtrace_line(lines_index, code, offset);
-    }
-    dtrace_cfunction_marker(entry, filename, f->def->ml_name, lineno, module);
-    Py_XDECREF(module_ref);
-    PyErr_SetRaisedException(exc);
+    dtrace_cfunction_slow(entry, f, code, offset, lines_index);
 }
 
 
@@ -510,11 +567,13 @@ dtrace_cfunction(int entry, struct dtrace_cfunction *f, PyCodeObject *code,
  * on for the whole interpreter, just as a profile or trace function in
  * some thread would; while none is, the code is not instrumented and the
  * markers cost nothing.  While no thread profiles and no other tool wants
- * them, the events skip the hooks: call_instrumentation_vector() hands them
- * to _PyDTrace_Take().  What the hooks do for the profiler they do only
- * while a thread profiles, and a tool that comes while a call is in flight
- * sees no more of it than it would without the markers: the program's own
- * profilers, tracers and tools see what they would see untraced.
+ * them, the events skip the hooks: the instrumentation's entry points
+ * (_Py_call_instrumentation() and the like) hand them to _PyDTrace_Take()
+ * before they make the tools' arguments.  What the hooks do for the
+ * profiler they do only while a thread profiles, and a tool that comes
+ * while a call is in flight sees no more of it than it would without the
+ * markers: the program's own profilers, tracers and tools see what they
+ * would see untraced.
  */
 
 /* Of Python/legacy_tracing.c, which includes this file */
@@ -578,17 +637,41 @@ dtrace_profiled(PyInterpreterState *interp)
     return _Py_atomic_load_ssize_relaxed(&interp->sys_profiling_threads) != 0;
 }
 
+/* The semaphores _PyDTrace_Update() last found the hooks right for
+   (interp->dtrace_seen_*): set by any thread, read by all */
+static inline uint64_t
+dtrace_seen_semaphores(PyInterpreterState *interp)
+{
+    return _Py_atomic_load_uint64_relaxed(&interp->dtrace_seen_semaphores);
+}
+
+static inline int
+dtrace_seen_cfunction_return(PyInterpreterState *interp)
+{
+    return _Py_atomic_load_int_relaxed(&interp->dtrace_seen_cfunction_return);
+}
+
+static void
+dtrace_seen(PyInterpreterState *interp, uint64_t semaphores,
+            int cfunction_return)
+{
+    _Py_atomic_store_uint64_relaxed(&interp->dtrace_seen_semaphores,
+                                    semaphores);
+    _Py_atomic_store_int_relaxed(&interp->dtrace_seen_cfunction_return,
+                                 cfunction_return);
+}
+
 /* Fire a function marker for a frame stopped at offset, or with its
    consumer gone, see whether the hooks can be turned off. */
-static void
+static inline Py_ALWAYS_INLINE void
 dtrace_frame_event(PyThreadState *tstate, int entry,
                    _PyInterpreterFrame *frame, int offset)
 {
     if (entry ? PyDTrace_FUNCTION_ENTRY_ENABLED()
               : PyDTrace_FUNCTION_RETURN_ENABLED()) {
+        /* No co_extra index: the line tables are the interpreter's */
         dtrace_function(entry, _PyFrame_GetCode(frame), offset,
-                        frame->f_globals,
-                        &tstate->interp->dtrace_lines_index);
+                        frame->f_globals, NULL);
     }
     else if (dtrace_profiling(tstate->interp)) {
         _PyDTrace_Update(tstate);
@@ -597,7 +680,7 @@ dtrace_frame_event(PyThreadState *tstate, int entry,
 
 /* The same for a call into C (CALL, C_RETURN, C_RAISE) from frame (the
    running frame); self_arg NULL or &_PyInstrumentation_MISSING: none. */
-static void
+static inline Py_ALWAYS_INLINE void
 dtrace_call_event(PyThreadState *tstate, int entry,
                   _PyInterpreterFrame *frame,
                   PyObject *callable, PyObject *self_arg)
@@ -620,8 +703,7 @@ dtrace_call_event(PyThreadState *tstate, int entry,
         return;
     }
     dtrace_cfunction(entry, &f, _PyFrame_GetCode(frame),
-                     _PyInterpreterFrame_LASTI(frame),
-                     &tstate->interp->dtrace_lines_index);
+                     _PyInterpreterFrame_LASTI(frame), NULL);
 }
 
 /* The profile hooks of frame events (sys_profile_start() and the like):
@@ -671,29 +753,41 @@ static int
 dtrace_event(PyThreadState *tstate, int event, _PyInterpreterFrame *frame,
              PyObject *callable, PyObject *self_arg)
 {
+    int entry, call;
     switch (event) {
         case PY_MONITORING_EVENT_PY_START:
         case PY_MONITORING_EVENT_PY_RESUME:
         case PY_MONITORING_EVENT_PY_THROW:
-            dtrace_frame_event(tstate, 1, frame,
-                               _PyInterpreterFrame_LASTI(frame));
-            return 1;
+            entry = 1;
+            call = 0;
+            break;
         case PY_MONITORING_EVENT_PY_RETURN:
         case PY_MONITORING_EVENT_PY_YIELD:
         case PY_MONITORING_EVENT_PY_UNWIND:
-            dtrace_frame_event(tstate, 0, frame,
-                               _PyInterpreterFrame_LASTI(frame));
-            return 1;
+            entry = 0;
+            call = 0;
+            break;
         case PY_MONITORING_EVENT_CALL:
-            dtrace_call_event(tstate, 1, frame, callable, self_arg);
-            return 1;
+            entry = 1;
+            call = 1;
+            break;
         case PY_MONITORING_EVENT_C_RETURN:
         case PY_MONITORING_EVENT_C_RAISE:
-            dtrace_call_event(tstate, 0, frame, callable, self_arg);
-            return 1;
+            entry = 0;
+            call = 1;
+            break;
         default:
             return 0;
     }
+    /* One call of each, so that they are inlined here */
+    if (call) {
+        dtrace_call_event(tstate, entry, frame, callable, self_arg);
+    }
+    else {
+        dtrace_frame_event(tstate, entry, frame,
+                           _PyInterpreterFrame_LASTI(frame));
+    }
+    return 1;
 }
 
 /* Calls in flight.  The markers share the profile tool of sys.setprofile.
@@ -918,16 +1012,13 @@ dtrace_set_hooks(PyInterpreterState *interp, int *state, int value,
     _PyEval_StartTheWorld(interp);
 }
 
-/* Follow the semaphores of the function, cfunction and line markers: turn
-   the profile hooks on while a consumer is attached to any of the first
-   four, the line and jump hooks while one is attached to the line marker,
-   and off again after.  Called where checking is cheap and rare: by RESUME
-   (whose specialization RESUME_CHECK leaves the fast path while a consumer
-   is attached, see _PyDTrace_Wanted()), when the eval breaker is handled,
-   and by the hooks themselves once their consumers are gone.  Returns
-   whether it turned hooks on or off. */
-int
-_PyDTrace_Update(PyThreadState *tstate)
+/* _PyDTrace_Update() once the semaphores differ from those it last found
+   the hooks right for (semaphores and cfunction_return: read before the
+   markers' own tests below, so that a consumer coming in between is seen
+   next time) */
+static Py_NO_INLINE int
+dtrace_update(PyThreadState *tstate, uint64_t semaphores,
+              int cfunction_return)
 {
     PyInterpreterState *interp = tstate->interp;
     int profiling = 0;
@@ -944,6 +1035,7 @@ _PyDTrace_Update(PyThreadState *tstate)
     int was_tracing = dtrace_tracing(interp);
 
     if (profiling == was_profiling && tracing == was_tracing) {
+        dtrace_seen(interp, semaphores, cfunction_return);
         return 0;
     }
     if (_PyInterpreterState_GetFinalizing(interp) != NULL) {
@@ -964,7 +1056,35 @@ _PyDTrace_Update(PyThreadState *tstate)
     }
     /* Failing to turn the markers on must not show in the program */
     _PyErr_SetRaisedException(tstate, exc);
+    if (dtrace_profiling(interp) == profiling &&
+        dtrace_tracing(interp) == tracing) {
+        /* Else try again next time */
+        dtrace_seen(interp, semaphores, cfunction_return);
+    }
     return (dtrace_profiling(interp) != was_profiling ||
             dtrace_tracing(interp) != was_tracing);
+}
+
+/* Follow the semaphores of the function, cfunction and line markers: turn
+   the profile hooks on while a consumer is attached to any of the first
+   four, the line and jump hooks while one is attached to the line marker,
+   and off again after.  Called by RESUME (whose specialization
+   RESUME_CHECK leaves the fast path while a consumer is attached, see
+   _PyDTrace_Wanted(); INSTRUMENTED_RESUME calls it at every start of an
+   instrumented frame), when the eval breaker is handled, and by the hooks
+   themselves once their consumers are gone.  While the semaphores are
+   what they were when the hooks were last found right, it only compares
+   them.  Returns whether it turned hooks on or off. */
+int
+_PyDTrace_Update(PyThreadState *tstate)
+{
+    PyInterpreterState *interp = tstate->interp;
+    uint64_t semaphores = _PyDTrace_FrameSemaphores;
+    int cfunction_return = PyDTrace_CFUNCTION_RETURN_ENABLED() != 0;
+    if (semaphores == dtrace_seen_semaphores(interp) &&
+        cfunction_return == dtrace_seen_cfunction_return(interp)) {
+        return 0;
+    }
+    return dtrace_update(tstate, semaphores, cfunction_return);
 }
 #endif /* Py_BUILD_CORE */

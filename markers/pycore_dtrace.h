@@ -62,10 +62,10 @@ _PyDTrace_ResumeStale(uintptr_t eval_breaker, uintptr_t version)
         ((eval_breaker ^ version) | _PyDTrace_FrameSemaphores) != 0, 0);
 }
 
-/* Whether call_instrumentation_vector() must offer an event to
-   _PyDTrace_Take() before the tools: the markers alone turned the profile
-   hooks on, or this thread has calls in flight that they alone saw
-   begin. */
+/* Whether the instrumentation's entry points (_Py_call_instrumentation()
+   and the like) must offer an event to _PyDTrace_Take() before the tools:
+   the markers alone turned the profile hooks on, or this thread has calls
+   in flight that they alone saw begin. */
 static inline int
 _PyDTrace_MayTake(PyThreadState *tstate)
 {
