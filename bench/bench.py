@@ -38,6 +38,7 @@ usage: bench.py [--phases build,text,callgrind,layout,wall,live,work,module] [--
 """
 
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -873,6 +874,17 @@ MODULE_INPUTS = (["scripts/build-module.sh", "probes.d"]
                  + ["markers/" + f for f in sorted(os.listdir(os.path.join(REPO, "markers")))])
 STARTUP_REPEATS = 21
 WAKEUP_SECONDS = 2
+# The idle runs keep usdtmon's watcher asleep (a day between looks): its
+# wake-ups come with the wall clock, which valgrind slows 50 times, and more
+# on a loaded machine, so callgrind would count a varying number of them in
+# each workload.  The watcher is measured apart instead: its wake-ups a
+# second (WAKEUPS_PROGRAM) times the instructions of one (watcher_cost()).
+WATCHER_ASLEEP = {"USDTMON_INTERVAL_MS": str(24 * 3600 * 1000)}
+# watcher_cost(): how often the watcher looks while callgrind counts it
+WATCHER_INTERVAL_MS = 10
+# The workloads whose main() does nothing (start-up alone): their idle ratio
+# would be one of two empty differences; usdtmon's start-up is measured apart.
+EMPTY_MAIN = {"startup"}
 # A program that sleeps and reports the context switches of every thread but
 # the main one (usdtmon's watcher is the only other) per second.
 WAKEUPS_PROGRAM = """
@@ -891,6 +903,34 @@ b = switches()
 main = str(os.getpid())
 print(sum(b[t] - a.get(t, 0) for t in b if t != main) / %d.0)
 """ % (WAKEUP_SECONDS, WAKEUP_SECONDS)
+
+
+def watcher_cost(python, dest):
+    """Instructions of one look of usdtmon's watcher thread (callgrind, each
+    thread apart: the watcher is the second) while the program sleeps."""
+    out = os.path.join(BUILD, "callgrind", "module.watcher.%s.out" % os.path.basename(dest))
+    for old in glob.glob(out + "*"):
+        os.remove(old)
+    env = dict(module_env(dest), USDTMON_INTERVAL_MS=str(WATCHER_INTERVAL_MS))
+    run(["setarch", "-R", "valgrind", "--tool=callgrind", "--separate-threads=yes",
+         "--callgrind-out-file=" + out, python, "-s", "-c",
+         "import usdtmon, time; time.sleep(%d)" % WAKEUP_SECONDS],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    thread = out + "-02"
+    total = None
+    for line in open(thread):
+        if line.startswith("totals:"):
+            total = int(line.split()[1])
+    # Its looks: the calls of pthread_cond_timedwait() from watch()
+    text = output(["callgrind_annotate", "--tree=caller", "--threshold=100", "--auto=no",
+                   thread])
+    looks = None
+    for m in re.finditer(r"<\s+\S*:watch \((\d+)x\).*\n\s*[0-9,]+ \([^)]*\)\s+\*\s+\S*"
+                         r"pthread_cond_timedwait", text):
+        looks = int(m.group(1))
+    if not total or not looks:
+        raise Unmeasured("%s: no watcher thread in callgrind's %s" % (python, thread))
+    return total / looks
 
 
 def module_build(name):
@@ -964,6 +1004,10 @@ def main_instructions(cg, key):
     return cg[key + (True,)] - cg[key + (False,)]
 
 
+def idle_workloads(py):
+    return [w for w in workloads(py) if w not in EMPTY_MAIN]
+
+
 def phase_module(res, jobs):
     from concurrent.futures import ThreadPoolExecutor
     out = res["module"] = {}
@@ -976,14 +1020,14 @@ def phase_module(res, jobs):
         so = module_so(dest)
         entry = out[py] = {"build": name, "workloads": {}, "families": {}}
         # Idle: each workload's main() with usdtmon loaded and no consumer.
-        for w in workloads(py):
+        for w in idle_workloads(py):
             run(workload_cmd(python, w), env=py_env(), stdout=subprocess.DEVNULL)
             for full in (True, False):
                 n = None if full else 0
                 runs.append(((py, "idle", w, "plain", full), workload_cmd(python, w, n),
                              site_env(dest, load=False)))
                 runs.append(((py, "idle", w, "module", full), workload_cmd(python, w, n),
-                             site_env(dest)))
+                             dict(site_env(dest), **WATCHER_ASLEEP)))
         # Start-up: python -c pass, without and with `import usdtmon`.
         for label, code in (("plain", "pass"), ("module", "import usdtmon")):
             runs.append(((py, "startup", label), [python, "-s", "-c", code], module_env(dest)))
@@ -1024,7 +1068,7 @@ def phase_module(res, jobs):
         python = python_of(name)
         dest = module_build(name)
         entry = out[py]
-        for w in workloads(py):
+        for w in idle_workloads(py):
             plain = main_instructions(cg, (py, "idle", w, "plain"))
             loaded = main_instructions(cg, (py, "idle", w, "module"))
             entry["workloads"][w] = {"plain": plain, "module": loaded, "ratio": loaded / plain}
@@ -1040,9 +1084,12 @@ def phase_module(res, jobs):
         entry["startup_ms"] = {k: statistics.median(v) * 1e3 for k, v in times.items()}
         entry["wakeups_per_s"] = float(output([python, "-s", "-c", WAKEUPS_PROGRAM],
                                               env=module_env(dest)).split()[-1])
-        log("module %-5s start-up %.1f -> %.1f ms, x%.4f instructions; watcher %.1f wake-ups/s" % (
-            py, entry["startup_ms"]["plain"], entry["startup_ms"]["module"],
-            cg[py, "startup", "module"] / cg[py, "startup", "plain"], entry["wakeups_per_s"]))
+        entry["wakeup_instructions"] = watcher_cost(python, dest)
+        log("module %-5s start-up %.1f -> %.1f ms, x%.4f instructions; watcher %.1f wake-ups/s"
+            ", %.0f instructions each" % (
+                py, entry["startup_ms"]["plain"], entry["startup_ms"]["module"],
+                cg[py, "startup", "module"] / cg[py, "startup", "plain"], entry["wakeups_per_s"],
+                entry["wakeup_instructions"]))
         for family in WORK_CONSUMERS:
             w, n, ev = events[py, family]
             idle = main_instructions(cg, (py, family, "idle"))

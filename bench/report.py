@@ -384,7 +384,12 @@ class Report:
                  "import and its watcher thread, which reads the semaphores every 100 ms.  "
                  "The workloads' ratio is their `main()` alone (the run at N less the run "
                  "at 0, callgrind), with usdtmon imported at start-up (a sitecustomize, as "
-                 "the site-wide load does) against without; start-up is `python -s "
+                 "the site-wide load does) against without, its watcher asleep: the "
+                 "watcher's wake-ups come with the wall clock, which valgrind slows, so "
+                 "it is measured apart, as its wake-ups a second (the program asleep, "
+                 "wall clock) times the instructions of one (callgrind, its thread "
+                 "alone); the startup workload, whose `main()` is empty, has no ratio.  "
+                 "Start-up is `python -s "
                  "-c 'import usdtmon'` against `-c pass` (instructions, and the median of "
                  "%d wall-clock runs each).  Live: the work per event, as phase `work` "
                  "measures ours: a copy of usdtmon's shared object with the family's "
@@ -409,11 +414,15 @@ class Report:
                      "Idle: each workload's `main()` with usdtmon loaded, against without "
                      "(callgrind): %s; the largest %s x%.5f.  Start-up: %.1f ms against "
                      "%.1f ms (wall), %.2fM instructions against %.2fM (x%.3f).  The "
-                     "watcher wakes %.1f times a second." % (
+                     "watcher wakes %.1f times a second%s." % (
                          ", ".join("%s x%.5f" % (w, r) for w, r in sorted(ratios_.items())),
                          worst, ratios_[worst], sm["module"], sm["plain"],
                          st["module"] / 1e6, st["plain"] / 1e6, st["module"] / st["plain"],
-                         e["wakeups_per_s"]), "")
+                         e["wakeups_per_s"],
+                         ", %.0f instructions each: %.0f instructions a second" % (
+                             e["wakeup_instructions"],
+                             e["wakeups_per_s"] * e["wakeup_instructions"])
+                         if "wakeup_instructions" in e else ""), "")
             self.bars.append(("usdtmon idle: every workload's main() <= %.3f, %s" % (
                 MODULE_IDLE_MAX, py), "max %.5f (%s)" % (ratios_[worst], worst),
                 ratios_[worst] <= MODULE_IDLE_MAX))
