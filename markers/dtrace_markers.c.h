@@ -102,11 +102,22 @@ dtrace_line_marker(PyCodeObject *code, int line)
 /* The __name__ of a module's dict where module_init_dict() puts it, its
    first entry, read in place as LOAD_GLOBAL's specializations read a
    global (a dict has a key once, so it is what a lookup would find); a
-   strong reference, or NULL: then only a lookup can tell.  Never raises. */
+   strong reference, or NULL: then only a lookup can tell.  Never raises.
+   A module reads the first entry with PyDict_Next(), which needs the
+   dict's lock on a free-threaded build: not there. */
 static inline PyObject *
 dtrace_first_name(PyObject *globals)
 {
-#if defined(Py_BUILD_CORE) && !defined(Py_GIL_DISABLED)
+#if !defined(Py_BUILD_CORE) && !defined(Py_GIL_DISABLED)
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    if (globals == NULL || !PyDict_Check(globals) ||
+        !PyDict_Next(globals, &pos, &key, &value) ||
+        key != DTRACE_ID(__name__)) {
+        return NULL;
+    }
+    return Py_NewRef(value);
+#elif defined(Py_BUILD_CORE) && !defined(Py_GIL_DISABLED)
     if (globals == NULL || !PyDict_Check(globals)) {
         return NULL;
     }
@@ -373,15 +384,18 @@ dtrace_function_marker(int entry, const char *filename, const char *funcname,
 }
 
 /* dtrace_function() when something on the way may raise: a name to
-   encode, the code's first line table to make, a __name__ to look up */
+   encode, the code's first line table to make (lineno
+   DTRACE_LINE_UNKNOWN), a __name__ to look up */
 static Py_NO_INLINE void
-dtrace_function_slow(int entry, PyCodeObject *code, int offset,
+dtrace_function_slow(int entry, PyCodeObject *code, int offset, int lineno,
                      PyObject *globals, Py_ssize_t *lines_index)
 {
     PyObject *exc = PyErr_GetRaisedException();
     const char *filename = dtrace_string(code->co_filename);
     const char *funcname = dtrace_string(code->co_name);
-    int lineno = dtrace_line(lines_index, code, offset);
+    if (lineno == DTRACE_LINE_UNKNOWN) {
+        lineno = dtrace_line(lines_index, code, offset);
+    }
     PyObject *name;
     const char *module = dtrace_module_name(globals, &name);
     dtrace_function_marker(entry, filename, funcname, lineno, module);
@@ -412,7 +426,7 @@ dtrace_function(int entry, PyCodeObject *code, int offset, PyObject *globals,
         }
         Py_XDECREF(name);
     }
-    dtrace_function_slow(entry, code, offset, globals, lines_index);
+    dtrace_function_slow(entry, code, offset, lineno, globals, lines_index);
 }
 
 /* A C function, as the profiler's c_call, c_return and c_exception events
@@ -497,11 +511,11 @@ dtrace_cfunction_marker(int entry, const char *filename, const char *name,
 }
 
 /* dtrace_cfunction() when something on the way may raise: a name that is
-   not ASCII, the code's first line table to make, the __module__ of a
-   heap type */
+   not ASCII, the code's first line table to make (lineno
+   DTRACE_LINE_UNKNOWN), the __module__ of a heap type */
 static Py_NO_INLINE void
 dtrace_cfunction_slow(int entry, struct dtrace_cfunction *f,
-                      PyCodeObject *code, int offset,
+                      PyCodeObject *code, int offset, int lineno,
                       Py_ssize_t *lines_index)
 {
     char buf[128];
@@ -516,7 +530,9 @@ dtrace_cfunction_slow(int entry, struct dtrace_cfunction *f,
                                     &module_ref);
     }
     const char *filename = dtrace_string(code->co_filename);
-    int lineno = dtrace_line(lines_index, code, offset);
+    if (lineno == DTRACE_LINE_UNKNOWN) {
+        lineno = dtrace_line(lines_index, code, offset);
+    }
     dtrace_cfunction_marker(entry, filename, f->def->ml_name, lineno, module);
     Py_XDECREF(module_ref);
     PyErr_SetRaisedException(exc);
@@ -553,7 +569,7 @@ dtrace_cfunction(int entry, struct dtrace_cfunction *f, PyCodeObject *code,
             return;
         }
     }
-    dtrace_cfunction_slow(entry, f, code, offset, lines_index);
+    dtrace_cfunction_slow(entry, f, code, offset, lineno, lines_index);
 }
 
 
