@@ -16,8 +16,14 @@ extern "C" {
 #ifdef WITH_DTRACE
 
 #include "pydtrace.h"             // PyDTrace_LINE_ENABLED()
+#include "pycore_instruments.h"   // PY_MONITORING_SYS_PROFILE_ID
 #include "pycore_interp.h"        // PyInterpreterState
 #include "pycore_tstate.h"        // _PyThreadStateImpl
+#if PY_VERSION_HEX >= 0x030E0000
+#  include "pycore_interpframe.h" // _PyFrame_GetBytecode()
+#else
+#  include "pycore_frame.h"       // _PyFrame_GetCode()
+#endif
 
 /* interp->dtrace_profiling: which markers' consumers want the profile
    hooks */
@@ -96,6 +102,34 @@ extern int _PyDTrace_Take(PyThreadState *tstate, int event,
                           struct _PyInterpreterFrame *frame,
                           _Py_CODEUNIT *instr, int only_markers,
                           PyObject *callable, PyObject *self_arg);
+
+/* The instrumentation's entry points (_Py_call_instrumentation() and the
+   like) offer each event to the markers before they make the tools'
+   arguments: callable and self_arg are a call event's, tools_of is
+   instrumentation.c's get_tools_for_instruction() (inlined here).
+   Returns whether the markers took it: then no tool sees it. */
+static inline int
+_PyDTrace_TakeEvent(PyThreadState *tstate, int event,
+                    struct _PyInterpreterFrame *frame, _Py_CODEUNIT *instr,
+                    PyObject *callable, PyObject *self_arg,
+                    uint8_t (*tools_of)(PyCodeObject *, PyInterpreterState *,
+                                        int, int))
+{
+    if (tstate->tracing || !_PyDTrace_MayTake(tstate)) {
+        return 0;
+    }
+    PyCodeObject *code = _PyFrame_GetCode(frame);
+#if PY_VERSION_HEX >= 0x030E0000
+    int offset = (int)(instr - _PyFrame_GetBytecode(frame));
+#else
+    int offset = (int)(instr - _PyCode_CODE(code));
+#endif
+    /* Only the markers want it, or it ends a call only they saw begin */
+    int only_markers = tools_of(code, tstate->interp, offset, event) ==
+                       (1 << PY_MONITORING_SYS_PROFILE_ID);
+    return _PyDTrace_Take(tstate, event, frame, instr, only_markers,
+                          callable, self_arg);
+}
 
 /* The profile tool's events: the profilers' (events), or while no thread
    profiles the markers' own; set them (_PyMonitoring_SetEvents()). */
