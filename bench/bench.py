@@ -999,9 +999,26 @@ def naive_cmd(python, family, name, n=None):
     return cmd[:2] + [os.path.join(BENCH, "naive_tool.py"), family] + cmd[2:]
 
 
+def module_cgfile(key):
+    return os.path.join(BUILD, "callgrind", "module.%s.out" % ".".join(str(k) for k in key))
+
+
 def main_instructions(cg, key):
     """Instructions of main() alone: the run at n less the run at 0."""
     return cg[key + (True,)] - cg[key + (False,)]
+
+
+def object_instructions(cgfile, path):
+    """Instructions callgrind attributes to the ELF file path (its
+    functions' self cost) in cgfile."""
+    text = output(["callgrind_annotate", "--threshold=100", "--tree=none", "--auto=no",
+                   cgfile])
+    total = 0
+    for line in text.splitlines():
+        m = re.match(r"^\s*([0-9,]+) \([^)]*\)\s+.*\[(.*)\]$", line)
+        if m and m.group(2) == path:
+            total += int(m.group(1).replace(",", ""))
+    return total
 
 
 def idle_workloads(py):
@@ -1056,8 +1073,7 @@ def phase_module(res, jobs):
 
     def one(job):
         key, cmd, env = job
-        tag = ".".join(str(k) for k in key)
-        return key, callgrind_run(cmd, os.path.join(BUILD, "callgrind", "module.%s.out" % tag), env)
+        return key, callgrind_run(cmd, module_cgfile(key), env)
 
     cg = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -1068,11 +1084,17 @@ def phase_module(res, jobs):
         python = python_of(name)
         dest = module_build(name)
         entry = out[py]
+        so = module_so(dest)
         for w in idle_workloads(py):
             plain = main_instructions(cg, (py, "idle", w, "plain"))
             loaded = main_instructions(cg, (py, "idle", w, "module"))
-            entry["workloads"][w] = {"plain": plain, "module": loaded, "ratio": loaded / plain}
-            log("module %-5s idle %-15s main() x%.5f" % (py, w, loaded / plain))
+            # usdtmon's own instructions in main(): what it runs there, idle
+            own = [object_instructions(module_cgfile((py, "idle", w, "module", full)), so)
+                   for full in (True, False)]
+            entry["workloads"][w] = {"plain": plain, "module": loaded, "ratio": loaded / plain,
+                                     "own": own[0] - own[1]}
+            log("module %-5s idle %-15s main() x%.5f, %d of usdtmon's instructions" % (
+                py, w, loaded / plain, own[0] - own[1]))
         entry["startup_instructions"] = {
             "plain": cg[py, "startup", "plain"], "module": cg[py, "startup", "module"]}
         times = {"plain": [], "module": []}

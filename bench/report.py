@@ -409,6 +409,7 @@ class Report:
                 continue
             ratios_ = {w: x["ratio"] for w, x in e["workloads"].items()}
             worst = max(ratios_, key=ratios_.get)
+            own = {w: x["own"] for w, x in e["workloads"].items() if "own" in x}
             st, sm = e["startup_instructions"], e["startup_ms"]
             self.add("### Python %s" % PY_LABEL[py], "",
                      "Idle: each workload's `main()` with usdtmon loaded, against without "
@@ -423,6 +424,12 @@ class Report:
                              e["wakeup_instructions"],
                              e["wakeups_per_s"] * e["wakeup_instructions"])
                          if "wakeup_instructions" in e else ""), "")
+            if own:
+                busy = {w: n for w, n in own.items() if n}
+                self.add("usdtmon's own instructions in `main()` (callgrind's count for its "
+                         "shared object, the run at N less the run at 0): %s." % (
+                             ", ".join("%s %+d" % (w, n) for w, n in sorted(busy.items()))
+                             if busy else "none, on every workload"), "")
             self.bars.append(("usdtmon idle: every workload's main() <= %.3f, %s" % (
                 MODULE_IDLE_MAX, py), "max %.5f (%s)" % (ratios_[worst], worst),
                 ratios_[worst] <= MODULE_IDLE_MAX))
