@@ -40,7 +40,7 @@
 #  define DTRACE_CODEUNIT_SIZE 2
 #endif
 
-#include <string.h>               // strrchr()
+#include <string.h>               // memcpy(), strrchr()
 
 
 /* --- The markers' arguments ----------------------------------------- */
@@ -1029,24 +1029,27 @@ dtrace_set_hooks(PyInterpreterState *interp, int *state, int value,
 }
 
 /* _PyDTrace_Update() once the semaphores differ from those it last found
-   the hooks right for (semaphores and cfunction_return: read before the
-   markers' own tests below, so that a consumer coming in between is seen
-   next time) */
+   the hooks right for (semaphores and cfunction_return, as it read them) */
 static Py_NO_INLINE int
 dtrace_update(PyThreadState *tstate, uint64_t semaphores,
               int cfunction_return)
 {
     PyInterpreterState *interp = tstate->interp;
+    /* The hooks follow the semaphores as read once, the values recorded
+       below: read again, a consumer that came and went in between would
+       leave hooks that the next look, finding the recorded values, never
+       corrects.  The word holds function__entry's, cfunction__entry's,
+       line's and function__return's, in memory order (probes.d's). */
+    uint16_t word[4];
+    memcpy(word, &semaphores, sizeof(word));
     int profiling = 0;
-    if (PyDTrace_FUNCTION_ENTRY_ENABLED() ||
-        PyDTrace_FUNCTION_RETURN_ENABLED()) {
+    if (word[0] != 0 || word[3] != 0) {
         profiling |= _PyDTrace_FUNCTIONS;
     }
-    if (PyDTrace_CFUNCTION_ENTRY_ENABLED() ||
-        PyDTrace_CFUNCTION_RETURN_ENABLED()) {
+    if (word[1] != 0 || cfunction_return) {
         profiling |= _PyDTrace_CFUNCTIONS;
     }
-    int tracing = PyDTrace_LINE_ENABLED() != 0;
+    int tracing = word[2] != 0;
     int was_profiling = dtrace_profiling(interp);
     int was_tracing = dtrace_tracing(interp);
 
