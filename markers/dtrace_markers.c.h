@@ -87,10 +87,12 @@ dtrace_string(PyObject *o)
 static inline void
 dtrace_line_marker(PyCodeObject *code, int line)
 {
-    const char *filename = dtrace_code_ascii(code->co_filename);
-    const char *funcname = dtrace_code_ascii(code->co_name);
-    if (filename != NULL && funcname != NULL) {
-        PyDTrace_LINE(filename, funcname, line);
+    PyObject *filename = code->co_filename, *funcname = code->co_name;
+    /* One test of both (&, not &&): the marker of every line */
+    if (PyUnicode_IS_COMPACT_ASCII(filename) &
+        PyUnicode_IS_COMPACT_ASCII(funcname)) {
+        PyDTrace_LINE((const char *)((PyASCIIObject *)filename + 1),
+                      (const char *)((PyASCIIObject *)funcname + 1), line);
         return;
     }
     PyObject *exc = PyErr_GetRaisedException();
@@ -155,6 +157,29 @@ dtrace_module_name(PyObject *globals, PyObject **ref)
     return dtrace_string(*ref);
 }
 
+/* Static types whose tp_name has no dot, whose module is "builtins"
+   (list, dict, str...), whose C methods are most of those a program
+   calls: a direct-mapped cache, so that their calls need no strrchr().
+   A static type lives as long as the process; any thread reads and
+   writes an entry, whole (relaxed atomics). */
+#define DTRACE_BUILTIN_TYPES 16
+static PyTypeObject *dtrace_builtin_types[DTRACE_BUILTIN_TYPES];
+
+static inline PyTypeObject **
+dtrace_builtin_slot(PyTypeObject *type)
+{
+    /* Fibonacci hashing: the top 4 bits of the address times 2**64/phi */
+    uint64_t h = (uint64_t)(uintptr_t)type * UINT64_C(0x9E3779B97F4A7C15);
+    return &dtrace_builtin_types[h >> 60];
+}
+
+/* Whether the cache has type */
+static inline int
+dtrace_builtin_type(PyTypeObject *type)
+{
+    return __atomic_load_n(dtrace_builtin_slot(type), __ATOMIC_RELAXED) == type;
+}
+
 /* The module of a static type: the part of tp_name before its last dot,
    copied into buf */
 static const char *
@@ -162,6 +187,7 @@ dtrace_static_type_module(PyTypeObject *type, char *buf, size_t size)
 {
     const char *dot = strrchr(type->tp_name, '.');
     if (dot == NULL) {
+        __atomic_store_n(dtrace_builtin_slot(type), type, __ATOMIC_RELAXED);
         return "builtins";
     }
     size_t n = (size_t)(dot - type->tp_name);
@@ -353,6 +379,28 @@ dtrace_line_known(const Py_ssize_t *lines_index, PyCodeObject *code,
     return PyCode_Addr2Line(code, offset * DTRACE_CODEUNIT_SIZE);
 }
 
+/* The line of the code unit at offset in code from its line table, or
+   DTRACE_LINE_UNKNOWN if it has none (yet): the fast paths' lookup, which
+   calls nothing, so that they need no stack frame */
+static inline int
+dtrace_line_table(const Py_ssize_t *lines_index, PyCodeObject *code,
+                  int offset)
+{
+#ifndef Py_GIL_DISABLED
+    if (offset >= 0 && offset < Py_SIZE(code)) {
+        int *lines = dtrace_lines_of(code, lines_index);
+        if (lines != NULL) {
+            return lines[offset];
+        }
+    }
+#else
+    (void)lines_index;
+    (void)code;
+    (void)offset;
+#endif
+    return DTRACE_LINE_UNKNOWN;
+}
+
 /* The same, making the code's line table if needed (which may raise: the
    caller restores the error state) */
 static int
@@ -457,38 +505,80 @@ dtrace_defining_type(PyTypeObject *type, PyMethodDef *def)
     return type;
 }
 
-/* Whether a call of callable, with self_arg its first argument (NULL:
-   none), calls into C; then *f is the C function.  Not for a method
-   descriptor that does not apply to its first argument: the call raises
-   before it runs, and the profiler sees no event of it. */
+/* A call event's first argument that says there is none: NULL, or in the
+   interpreter sys.monitoring's MISSING as well */
+#ifdef Py_BUILD_CORE
+#  define DTRACE_NO_ARG(o) ((o) == NULL || (o) == &_PyInstrumentation_MISSING)
+#else
+#  define DTRACE_NO_ARG(o) ((o) == NULL)
+#endif
+
+/* Whether a call of callable, with self_arg its first argument
+   (DTRACE_NO_ARG(): none), calls into C; then *f is the C function.  Not
+   for a method descriptor that does not apply to its first argument: the
+   call raises before it runs, and the profiler sees no event of it.  With
+   fast, it calls nothing, and returns -1 where telling would take a call
+   (a type test of a subclass, an unusual callable). */
+static inline Py_ALWAYS_INLINE int
+dtrace_cfunction_of_impl(PyObject *callable, PyObject *self_arg,
+                         struct dtrace_cfunction *f, int fast)
+{
+    PyTypeObject *type = Py_TYPE(callable);
+    if (type == &PyMethod_Type) {
+        callable = PyMethod_GET_FUNCTION(callable);
+        type = Py_TYPE(callable);
+    }
+    f->module = NULL;
+    f->owner_type = NULL;
+    /* The exact types first, the commonest first: PyCFunction_Check() of
+       another type walks its MRO */
+    if (type == &PyMethodDescr_Type) {
+        if (DTRACE_NO_ARG(self_arg)) {
+            return 0;
+        }
+        f->owner_type = PyDescr_TYPE(callable);
+        if (!Py_IS_TYPE(self_arg, f->owner_type)) {
+            if (fast) {
+                return -1;
+            }
+            if (!PyObject_TypeCheck(self_arg, f->owner_type)) {
+                return 0;
+            }
+        }
+        f->def = ((PyMethodDescrObject *)callable)->d_method;
+        return 1;
+    }
+    if (type != &PyCFunction_Type) {
+        if (type == &PyFunction_Type) {
+            return 0;
+        }
+        if (fast) {
+            return -1;
+        }
+        if (!PyCFunction_Check(callable)) {
+            return 0;
+        }
+    }
+    PyCFunctionObject *func = (PyCFunctionObject *)callable;
+    f->def = func->m_ml;
+    f->module = func->m_module;
+    PyObject *self = func->m_self;
+    if (self != NULL && !Py_IS_TYPE(self, &PyModule_Type)) {
+        if (fast) {
+            return -1;
+        }
+        if (!PyModule_Check(self)) {
+            f->owner_type = dtrace_defining_type(Py_TYPE(self), f->def);
+        }
+    }
+    return 1;
+}
+
 static inline int
 dtrace_cfunction_of(PyObject *callable, PyObject *self_arg,
                     struct dtrace_cfunction *f)
 {
-    if (Py_TYPE(callable) == &PyMethod_Type) {
-        callable = PyMethod_GET_FUNCTION(callable);
-    }
-    f->module = NULL;
-    f->owner_type = NULL;
-    if (PyCFunction_Check(callable)) {
-        PyCFunctionObject *func = (PyCFunctionObject *)callable;
-        f->def = func->m_ml;
-        f->module = func->m_module;
-        if (func->m_self != NULL && !PyModule_Check(func->m_self)) {
-            f->owner_type = dtrace_defining_type(Py_TYPE(func->m_self),
-                                                 f->def);
-        }
-        return 1;
-    }
-    if (Py_TYPE(callable) != &PyMethodDescr_Type || self_arg == NULL) {
-        return 0;
-    }
-    f->owner_type = PyDescr_TYPE(callable);
-    if (!PyObject_TypeCheck(self_arg, f->owner_type)) {
-        return 0;
-    }
-    f->def = ((PyMethodDescrObject *)callable)->d_method;
-    return 1;
+    return dtrace_cfunction_of_impl(callable, self_arg, f, 0);
 }
 
 /* Whether f names its module (m_module), or the module is its type's */
@@ -510,12 +600,12 @@ dtrace_cfunction_marker(int entry, const char *filename, const char *name,
     }
 }
 
-/* dtrace_cfunction() when something on the way may raise: a name that is
-   not ASCII, the code's first line table to make (lineno
-   DTRACE_LINE_UNKNOWN), the __module__ of a heap type */
+/* dtrace_cfunction() when dtrace_cfunction_fast() could not: a name that
+   is not ASCII, the code's first line table to make, the __module__ of a
+   heap type, a static type's first call, anything that may raise */
 static Py_NO_INLINE void
 dtrace_cfunction_slow(int entry, struct dtrace_cfunction *f,
-                      PyCodeObject *code, int offset, int lineno,
+                      PyCodeObject *code, int offset,
                       Py_ssize_t *lines_index)
 {
     char buf[128];
@@ -530,12 +620,44 @@ dtrace_cfunction_slow(int entry, struct dtrace_cfunction *f,
                                     &module_ref);
     }
     const char *filename = dtrace_string(code->co_filename);
-    if (lineno == DTRACE_LINE_UNKNOWN) {
-        lineno = dtrace_line(lines_index, code, offset);
-    }
+    int lineno = dtrace_line(lines_index, code, offset);
     dtrace_cfunction_marker(entry, filename, f->def->ml_name, lineno, module);
     Py_XDECREF(module_ref);
     PyErr_SetRaisedException(exc);
+}
+
+/* cfunction__entry or cfunction__return of a call of f, from the code
+   running in a frame stopped at offset (in code units), when that calls
+   nothing: the names are ASCII, the code's line table is made, and the
+   module is a str or that of a static type without a dot in its name
+   that was seen before.  Returns whether it fired; if not, nothing has
+   happened, and dtrace_cfunction_slow() is the way.  Calling nothing, it
+   needs no stack frame of its own. */
+static inline Py_ALWAYS_INLINE int
+dtrace_cfunction_fast(int entry, struct dtrace_cfunction *f,
+                      PyCodeObject *code, int offset,
+                      Py_ssize_t *lines_index)
+{
+    const char *filename = dtrace_code_ascii(code->co_filename);
+    int lineno = dtrace_line_table(lines_index, code, offset);
+    if (filename == NULL || lineno == DTRACE_LINE_UNKNOWN) {
+        return 0;
+    }
+    const char *module = NULL;
+    if (dtrace_has_module(f)) {
+        module = dtrace_ascii(f->module);
+        if (module == NULL) {
+            return 0;
+        }
+    }
+    else if (f->owner_type != NULL) {
+        if (!dtrace_builtin_type(f->owner_type)) {
+            return 0;
+        }
+        module = "builtins";
+    }
+    dtrace_cfunction_marker(entry, filename, f->def->ml_name, lineno, module);
+    return 1;
 }
 
 /* cfunction__entry or cfunction__return of a call of f, from the code
@@ -546,30 +668,9 @@ static inline Py_ALWAYS_INLINE void
 dtrace_cfunction(int entry, struct dtrace_cfunction *f, PyCodeObject *code,
                  int offset, Py_ssize_t *lines_index)
 {
-    char buf[128];
-    const char *filename = dtrace_code_ascii(code->co_filename);
-    int lineno = dtrace_line_known(lines_index, code, offset);
-    if (filename != NULL && lineno != DTRACE_LINE_UNKNOWN) {
-        const char *module = NULL;
-        int known = 1;
-        if (dtrace_has_module(f)) {
-            module = dtrace_ascii(f->module);
-            known = module != NULL;
-        }
-        else if (f->owner_type != NULL) {
-            known = !(f->owner_type->tp_flags & Py_TPFLAGS_HEAPTYPE);
-            if (known) {
-                module = dtrace_static_type_module(f->owner_type, buf,
-                                                   sizeof(buf));
-            }
-        }
-        if (known) {
-            dtrace_cfunction_marker(entry, filename, f->def->ml_name, lineno,
-                                    module);
-            return;
-        }
+    if (!dtrace_cfunction_fast(entry, f, code, offset, lines_index)) {
+        dtrace_cfunction_slow(entry, f, code, offset, lines_index);
     }
-    dtrace_cfunction_slow(entry, f, code, offset, lineno, lines_index);
 }
 
 
@@ -694,32 +795,57 @@ dtrace_frame_event(PyThreadState *tstate, int entry,
     }
 }
 
+/* A call event whose marker has no consumer: see whether the hooks can
+   be turned off.  Returns 0. */
+static Py_NO_INLINE int
+dtrace_call_unwanted(PyThreadState *tstate)
+{
+    if (dtrace_profiling(tstate->interp)) {
+        _PyDTrace_Update(tstate);
+    }
+    return 0;
+}
+
+/* dtrace_call_event() when dtrace_cfunction_fast() could not.  Returns 0. */
+static Py_NO_INLINE int
+dtrace_call_slow(int entry, _PyInterpreterFrame *frame,
+                 PyObject *callable, PyObject *self_arg)
+{
+    struct dtrace_cfunction f;
+    if (dtrace_cfunction_of(callable, self_arg, &f)) {
+        dtrace_cfunction_slow(entry, &f, _PyFrame_GetCode(frame),
+                              _PyInterpreterFrame_LASTI(frame), NULL);
+    }
+    return 0;
+}
+
 /* The same for a call into C (CALL, C_RETURN, C_RAISE) from frame (the
-   running frame); self_arg NULL or &_PyInstrumentation_MISSING: none. */
-static inline Py_ALWAYS_INLINE void
+   running frame); self_arg DTRACE_NO_ARG(): none.  Whatever it calls, it
+   calls last, so that the path that fires the marker needs no stack frame.
+   Returns 0. */
+static inline Py_ALWAYS_INLINE int
 dtrace_call_event(PyThreadState *tstate, int entry,
                   _PyInterpreterFrame *frame,
                   PyObject *callable, PyObject *self_arg)
 {
     if (!(entry ? PyDTrace_CFUNCTION_ENTRY_ENABLED()
                 : PyDTrace_CFUNCTION_RETURN_ENABLED())) {
-        if (dtrace_profiling(tstate->interp)) {
-            _PyDTrace_Update(tstate);
-        }
-        return;
-    }
-    if (self_arg == &_PyInstrumentation_MISSING) {
-        self_arg = NULL;
-    }
-    struct dtrace_cfunction f;
-    if (!dtrace_cfunction_of(callable, self_arg, &f)) {
-        return;
+        return dtrace_call_unwanted(tstate);
     }
     if (frame == NULL) {
-        return;
+        return 0;
     }
-    dtrace_cfunction(entry, &f, _PyFrame_GetCode(frame),
-                     _PyInterpreterFrame_LASTI(frame), NULL);
+    struct dtrace_cfunction f;
+    int c = dtrace_cfunction_of_impl(callable, self_arg, &f, 1);
+    if (c == 0) {
+        return 0;
+    }
+    if (c > 0 &&
+        dtrace_cfunction_fast(entry, &f, _PyFrame_GetCode(frame),
+                              _PyInterpreterFrame_LASTI(frame), NULL)) {
+        return 0;
+    }
+    return dtrace_call_slow(entry, frame, callable, self_arg);
 }
 
 /* The profile hooks of frame events (sys_profile_start() and the like):
@@ -761,49 +887,37 @@ _PyDTrace_Line(PyThreadState *tstate, PyCodeObject *code, int line)
     }
 }
 
-/* An event of PEP 669 that only the markers take: fire the function or
-   cfunction marker its profile hook would, without boxing the offset and
-   calling the hook.  Returns 0, and fires nothing, for the events that
-   are not the markers'. */
-static int
-dtrace_event(PyThreadState *tstate, int event, _PyInterpreterFrame *frame,
-             PyObject *callable, PyObject *self_arg)
+/* _PyDTrace_EndEvent() of a frame event and of a call event, apart: the
+   path of a call event calls nothing but last, and then needs no stack
+   frame */
+static Py_NO_INLINE int
+dtrace_end_frame(PyThreadState *tstate, int entry,
+                 _PyInterpreterFrame *frame)
 {
-    int entry, call;
-    switch (event) {
-        case PY_MONITORING_EVENT_PY_START:
-        case PY_MONITORING_EVENT_PY_RESUME:
-        case PY_MONITORING_EVENT_PY_THROW:
-            entry = 1;
-            call = 0;
-            break;
-        case PY_MONITORING_EVENT_PY_RETURN:
-        case PY_MONITORING_EVENT_PY_YIELD:
-        case PY_MONITORING_EVENT_PY_UNWIND:
-            entry = 0;
-            call = 0;
-            break;
-        case PY_MONITORING_EVENT_CALL:
-            entry = 1;
-            call = 1;
-            break;
-        case PY_MONITORING_EVENT_C_RETURN:
-        case PY_MONITORING_EVENT_C_RAISE:
-            entry = 0;
-            call = 1;
-            break;
-        default:
-            return 0;
+    dtrace_frame_event(tstate, entry, frame,
+                       _PyInterpreterFrame_LASTI(frame));
+    return 0;
+}
+
+static Py_NO_INLINE int
+dtrace_end_call(PyThreadState *tstate, int entry, _PyInterpreterFrame *frame,
+                PyObject *callable, PyObject *self_arg)
+{
+    return dtrace_call_event(tstate, entry, frame, callable, self_arg);
+}
+
+int
+_PyDTrace_EndEvent(PyThreadState *tstate, int event,
+                   _PyInterpreterFrame *frame,
+                   PyObject *callable, PyObject *self_arg)
+{
+    uint32_t bit = 1u << event;
+    if (bit & _PyDTrace_CALL_EVENTS) {
+        return dtrace_end_call(tstate, event == PY_MONITORING_EVENT_CALL,
+                               frame, callable, self_arg);
     }
-    /* One call of each, so that they are inlined here */
-    if (call) {
-        dtrace_call_event(tstate, entry, frame, callable, self_arg);
-    }
-    else {
-        dtrace_frame_event(tstate, entry, frame,
-                           _PyInterpreterFrame_LASTI(frame));
-    }
-    return 1;
+    return dtrace_end_frame(tstate, (bit & _PyDTrace_ENTRY_EVENTS) != 0,
+                            frame);
 }
 
 /* Calls in flight.  The markers share the profile tool of sys.setprofile.
@@ -957,8 +1071,7 @@ _PyDTrace_ClearThread(PyThreadState *tstate)
 
 int
 _PyDTrace_Take(PyThreadState *tstate, int event, _PyInterpreterFrame *frame,
-               _Py_CODEUNIT *instr, int only_markers,
-               PyObject *callable, PyObject *self_arg)
+               _Py_CODEUNIT *instr, int only_markers)
 {
     _PyThreadStateImpl *ts = (_PyThreadStateImpl *)tstate;
     int ends_marked_call = 0;
@@ -977,9 +1090,7 @@ _PyDTrace_Take(PyThreadState *tstate, int event, _PyInterpreterFrame *frame,
             return 0;
         }
     }
-    /* One call of dtrace_event(), so that it is inlined here (for a
-       C_RETURN or C_RAISE it returns 1) */
-    return dtrace_event(tstate, event, frame, callable, self_arg);
+    return ((1u << event) & _PyDTrace_EVENTS) != 0;
 }
 
 int
@@ -989,12 +1100,7 @@ _PyDTrace_SetProfileEvents(PyInterpreterState *interp, uint32_t events)
         /* Only the markers: only the events their consumers want */
         events = 0;
         if (interp->dtrace_profiling & _PyDTrace_FUNCTIONS) {
-            events |= (1 << PY_MONITORING_EVENT_PY_START) |
-                      (1 << PY_MONITORING_EVENT_PY_RESUME) |
-                      (1 << PY_MONITORING_EVENT_PY_RETURN) |
-                      (1 << PY_MONITORING_EVENT_PY_YIELD) |
-                      (1 << PY_MONITORING_EVENT_PY_UNWIND) |
-                      (1 << PY_MONITORING_EVENT_PY_THROW);
+            events |= _PyDTrace_FRAME_EVENTS;
         }
         if (interp->dtrace_profiling & _PyDTrace_CFUNCTIONS) {
             events |= (1 << PY_MONITORING_EVENT_CALL);

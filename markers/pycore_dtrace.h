@@ -68,23 +68,6 @@ _PyDTrace_ResumeStale(uintptr_t eval_breaker, uintptr_t version)
         ((eval_breaker ^ version) | _PyDTrace_FrameSemaphores) != 0, 0);
 }
 
-/* Whether the instrumentation's entry points (_Py_call_instrumentation()
-   and the like) must offer an event to _PyDTrace_Take() before the tools:
-   the markers alone turned the profile hooks on, or this thread has calls
-   in flight that they alone saw begin. */
-static inline int
-_PyDTrace_MayTake(PyThreadState *tstate)
-{
-    if (((_PyThreadStateImpl *)tstate)->dtrace_calls_count != 0) {
-        return 1;
-    }
-    PyInterpreterState *interp = tstate->interp;
-    if (_Py_atomic_load_int_relaxed(&interp->dtrace_profiling) == 0) {
-        return 0;
-    }
-    return _Py_atomic_load_ssize_relaxed(&interp->sys_profiling_threads) == 0;
-}
-
 /* Turn the markers' hooks on or off as consumers come and go (RESUME,
    the eval breaker).  Returns whether it did. */
 extern int _PyDTrace_Update(PyThreadState *tstate);
@@ -93,29 +76,56 @@ extern int _PyDTrace_Update(PyThreadState *tstate);
 extern void _PyDTrace_Line(PyThreadState *tstate, PyCodeObject *code,
                            int line);
 
-/* An event of instrumentation, before its tools: fire the markers alone
-   for an event that only they want (only_markers: the profile tool is the
-   instruction's only tool) or that ends a call only they saw begin.
-   callable and self_arg are a call event's arguments.  Returns whether
-   the event is taken: then no tool sees it. */
+/* An event of instrumentation, before its tools, while this thread has
+   calls in flight that only the markers saw begin: the markers take an
+   event that only they want (only_markers: the profile tool is the
+   instruction's only tool) or that ends such a call.  Returns whether the
+   markers take it (_PyDTrace_TakeEvent()). */
 extern int _PyDTrace_Take(PyThreadState *tstate, int event,
                           struct _PyInterpreterFrame *frame,
-                          _Py_CODEUNIT *instr, int only_markers,
-                          PyObject *callable, PyObject *self_arg);
+                          _Py_CODEUNIT *instr, int only_markers);
+
+/* The events of the profile tool that the markers take: their marker
+   (function or cfunction, entry or return) fires, no hook runs */
+#define _PyDTrace_ENTRY_EVENTS \
+    ((1u << PY_MONITORING_EVENT_PY_START) | \
+     (1u << PY_MONITORING_EVENT_PY_RESUME) | \
+     (1u << PY_MONITORING_EVENT_PY_THROW))
+#define _PyDTrace_FRAME_EVENTS \
+    (_PyDTrace_ENTRY_EVENTS | \
+     (1u << PY_MONITORING_EVENT_PY_RETURN) | \
+     (1u << PY_MONITORING_EVENT_PY_YIELD) | \
+     (1u << PY_MONITORING_EVENT_PY_UNWIND))
+#define _PyDTrace_CALL_EVENTS \
+    ((1u << PY_MONITORING_EVENT_CALL) | \
+     (1u << PY_MONITORING_EVENT_C_RETURN) | \
+     (1u << PY_MONITORING_EVENT_C_RAISE))
+
+#define _PyDTrace_EVENTS (_PyDTrace_FRAME_EVENTS | _PyDTrace_CALL_EVENTS)
 
 /* The instrumentation's entry points (_Py_call_instrumentation() and the
    like) offer each event to the markers before they make the tools'
-   arguments: callable and self_arg are a call event's, tools_of is
-   instrumentation.c's get_tools_for_instruction() (inlined here).
-   Returns whether the markers took it: then no tool sees it. */
+   arguments; tools_of is instrumentation.c's get_tools_for_instruction()
+   (inlined here).  The markers take the event when they alone turned the
+   profile hooks on and no other tool wants it here, or when it ends a
+   call only they saw begin.  Returns whether they take it: then the entry
+   point returns _PyDTrace_EndEvent() (a tail call), and no tool sees the
+   event.  What is decided here is inlined: the entry point of an event of
+   the tools calls nothing more. */
 static inline int
 _PyDTrace_TakeEvent(PyThreadState *tstate, int event,
                     struct _PyInterpreterFrame *frame, _Py_CODEUNIT *instr,
-                    PyObject *callable, PyObject *self_arg,
                     uint8_t (*tools_of)(PyCodeObject *, PyInterpreterState *,
                                         int, int))
 {
-    if (tstate->tracing || !_PyDTrace_MayTake(tstate)) {
+    if (tstate->tracing) {
+        return 0;
+    }
+    int marked = ((_PyThreadStateImpl *)tstate)->dtrace_calls_count != 0;
+    PyInterpreterState *interp = tstate->interp;
+    if (!marked &&
+        (_Py_atomic_load_int_relaxed(&interp->dtrace_profiling) == 0 ||
+         _Py_atomic_load_ssize_relaxed(&interp->sys_profiling_threads) != 0)) {
         return 0;
     }
     PyCodeObject *code = _PyFrame_GetCode(frame);
@@ -124,12 +134,22 @@ _PyDTrace_TakeEvent(PyThreadState *tstate, int event,
 #else
     int offset = (int)(instr - _PyCode_CODE(code));
 #endif
-    /* Only the markers want it, or it ends a call only they saw begin */
-    int only_markers = tools_of(code, tstate->interp, offset, event) ==
+    int only_markers = tools_of(code, interp, offset, event) ==
                        (1 << PY_MONITORING_SYS_PROFILE_ID);
-    return _PyDTrace_Take(tstate, event, frame, instr, only_markers,
-                          callable, self_arg);
+    if (marked) {
+        /* Calls in flight that only the markers saw begin */
+        return _PyDTrace_Take(tstate, event, frame, instr, only_markers);
+    }
+    return only_markers && ((1u << event) & _PyDTrace_EVENTS) != 0;
 }
+
+/* An entry point's result for an event the markers take: fires its
+   marker, the one its profile hook would, without boxing the offset and
+   calling the hook; callable and self_arg are a call event's arguments.
+   Returns 0. */
+extern int _PyDTrace_EndEvent(PyThreadState *tstate, int event,
+                              struct _PyInterpreterFrame *frame,
+                              PyObject *callable, PyObject *self_arg);
 
 /* The profile tool's events: the profilers' (events), or while no thread
    profiles the markers' own; set them (_PyMonitoring_SetEvents()). */

@@ -3,7 +3,9 @@
 # taken first, is list's (module builtins).  A method descriptor applied to
 # an object of another type raises before anything is called, so neither
 # marker fires (the profiler sees no event either); a C function that
-# raises returns all the same (c_exception).
+# raises returns all the same (c_exception).  A method of a static type
+# whose name has a dot, datetime.date, is of the module the name gives.
+import datetime
 import gc
 
 gc.disable()  # no collection at a random point
@@ -26,6 +28,8 @@ def main():
         len(1)
     except TypeError:
         pass
+    day = datetime.date(2000, 1, 1)
+    day.isoformat()
     return len(items)
 
 
