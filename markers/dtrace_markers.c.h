@@ -353,31 +353,7 @@ dtrace_lines_instrumented(PyCodeObject *code)
 #endif
 }
 
-/* The line of the code unit at offset in code when telling it cannot
-   raise: the code's line table is made, or none is to be made.  Otherwise
-   DTRACE_LINE_UNKNOWN: then dtrace_line() makes the table. */
 #define DTRACE_LINE_UNKNOWN (-2)
-
-static inline int
-dtrace_line_known(const Py_ssize_t *lines_index, PyCodeObject *code,
-                  int offset)
-{
-#ifndef Py_GIL_DISABLED
-    if (offset >= 0 && offset < Py_SIZE(code)) {
-        int *lines = dtrace_lines_of(code, lines_index);
-        if (lines != NULL) {
-            return lines[offset];
-        }
-        if (dtrace_lines_keepable(code, lines_index) &&
-            !dtrace_lines_instrumented(code)) {
-            return DTRACE_LINE_UNKNOWN;
-        }
-    }
-#else
-    (void)lines_index;
-#endif
-    return PyCode_Addr2Line(code, offset * DTRACE_CODEUNIT_SIZE);
-}
 
 /* The line of the code unit at offset in code from its line table, or
    DTRACE_LINE_UNKNOWN if it has none (yet): the fast paths' lookup, which
@@ -399,6 +375,27 @@ dtrace_line_table(const Py_ssize_t *lines_index, PyCodeObject *code,
     (void)offset;
 #endif
     return DTRACE_LINE_UNKNOWN;
+}
+
+/* The line of the code unit at offset in code when telling it cannot
+   raise: the code's line table is made, or none is to be made.  Otherwise
+   DTRACE_LINE_UNKNOWN: then dtrace_line() makes the table. */
+static inline int
+dtrace_line_known(const Py_ssize_t *lines_index, PyCodeObject *code,
+                  int offset)
+{
+    int line = dtrace_line_table(lines_index, code, offset);
+    if (line != DTRACE_LINE_UNKNOWN) {
+        return line;
+    }
+#ifndef Py_GIL_DISABLED
+    if (offset >= 0 && offset < Py_SIZE(code) &&
+        dtrace_lines_keepable(code, lines_index) &&
+        !dtrace_lines_instrumented(code)) {
+        return DTRACE_LINE_UNKNOWN;
+    }
+#endif
+    return PyCode_Addr2Line(code, offset * DTRACE_CODEUNIT_SIZE);
 }
 
 /* The same, making the code's line table if needed (which may raise: the
@@ -1090,7 +1087,7 @@ _PyDTrace_Take(PyThreadState *tstate, int event, _PyInterpreterFrame *frame,
             return 0;
         }
     }
-    return ((1u << event) & _PyDTrace_EVENTS) != 0;
+    return _PyDTrace_IsEvent(event);
 }
 
 int

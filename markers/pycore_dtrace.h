@@ -103,6 +103,13 @@ extern int _PyDTrace_Take(PyThreadState *tstate, int event,
 
 #define _PyDTrace_EVENTS (_PyDTrace_FRAME_EVENTS | _PyDTrace_CALL_EVENTS)
 
+/* Whether event is one that the markers take */
+static inline int
+_PyDTrace_IsEvent(int event)
+{
+    return ((1u << event) & _PyDTrace_EVENTS) != 0;
+}
+
 /* The instrumentation's entry points (_Py_call_instrumentation() and the
    like) offer each event to the markers before they make the tools'
    arguments; tools_of is instrumentation.c's get_tools_for_instruction()
@@ -140,7 +147,7 @@ _PyDTrace_TakeEvent(PyThreadState *tstate, int event,
         /* Calls in flight that only the markers saw begin */
         return _PyDTrace_Take(tstate, event, frame, instr, only_markers);
     }
-    return only_markers && ((1u << event) & _PyDTrace_EVENTS) != 0;
+    return only_markers && _PyDTrace_IsEvent(event);
 }
 
 /* An entry point's result for an event the markers take: fires its
